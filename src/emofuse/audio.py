@@ -1,0 +1,80 @@
+"""Audio decoding: any libsndfile format, any rate, mono or stereo -> 16 kHz mono float32."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import EmofuseError
+
+TARGET_SR = 16000
+
+
+@dataclass(frozen=True)
+class AudioCheck:
+    """What ``inspect_audio`` found: the reason a clip is unusable, or None if it is fine."""
+
+    problem: str | None
+    duration: float = 0.0
+    sample_rate: int = 0
+    channels: int = 0
+
+
+# Reasons a clip is skipped; prepare's summary counts them under these names.
+MISSING, UNREADABLE, EMPTY, SILENT, TOO_SHORT, NON_FINITE = (
+    "missing audio", "unreadable audio", "empty audio", "silent audio", "too short", "non-finite samples",
+)
+
+
+def read_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
+    """Decode a file, downmix to mono and resample (soxr, high quality).
+
+    Returns:
+        (N,) float32 waveform at ``target_sr``.
+
+    Raises:
+        EmofuseError: the file is missing or cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EmofuseError(f"{path}: audio file not found; check the path or re-run 'emofuse prepare'")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types for corrupt data
+        raise EmofuseError(f"{path}: cannot decode audio ({exc}); re-export it as WAV/FLAC or remove it") from None
+    return to_mono_16k(data, sr, target_sr)
+
+
+def to_mono_16k(data: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarray:
+    """(N, C) or (N,) samples at ``sr`` -> (M,) float32 mono at ``target_sr``."""
+    wav = data.mean(axis=1) if data.ndim == 2 else data
+    wav = np.ascontiguousarray(wav, dtype=np.float32)
+    if sr != target_sr and wav.size:
+        wav = soxr.resample(wav, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+    return wav
+
+
+def inspect_audio_bytes(blob: bytes, silence_peak: float = 1e-4) -> AudioCheck:
+    """Decode an encoded clip and say whether it is usable (duration limits are the caller's).
+
+    A clip is unusable when it does not decode, has no samples, holds NaN/inf, or peaks below
+    ``silence_peak`` (digital silence).
+    """
+    try:
+        data, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+    except Exception:
+        return AudioCheck(UNREADABLE)
+    channels = data.shape[1]
+    if data.shape[0] == 0:
+        return AudioCheck(EMPTY, 0.0, sr, channels)
+    duration = data.shape[0] / sr
+    if not np.isfinite(data).all():
+        return AudioCheck(NON_FINITE, duration, sr, channels)
+    if float(np.abs(data).max()) < silence_peak:
+        return AudioCheck(SILENT, duration, sr, channels)
+    return AudioCheck(None, duration, sr, channels)

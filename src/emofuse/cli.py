@@ -1,0 +1,258 @@
+"""The ``emofuse`` command line. Every user-facing failure is one line naming the file and the fix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from .errors import EmofuseError
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="emofuse", formatter_class=fmt, description=textwrap.dedent("""\
+        Multimodal speech emotion recognition with speaker-independent, leak-free evaluation.
+
+        pipeline: prepare (corpus -> manifest) -> cv / train (features, folds, training, results)
+        """), epilog="Run 'emofuse COMMAND --help' for examples.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_: str, examples: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, formatter_class=fmt,
+                              epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "))
+
+    q = add("prepare", "Parse a corpus, check every clip, and write a manifest (idempotent).", """
+        emofuse prepare ravdess ../shared/data/ravdess --out data/ravdess8
+        emofuse prepare ravdess ../shared/data/ravdess --out data/ravdess4 --class-map ravdess4
+        emofuse prepare iemocap /data/IEMOCAP_full_release --out data/iemocap4
+        emofuse prepare iemocap /data/IEMOCAP_full_release --out data/iemocap6 --class-map iemocap6
+        emofuse prepare csv /data/mycorpus --csv /data/mycorpus/meta.csv --out data/mine --strict
+        """)
+    from .corpora import list_corpora
+    from .labels import list_class_maps
+    q.add_argument("corpus", choices=list_corpora())
+    q.add_argument("root", help="the corpus folder")
+    q.add_argument("--out", required=True, help="manifest folder to write")
+    q.add_argument("--class-map", help=f"built-in map ({', '.join(list_class_maps())}) or a YAML file")
+    q.add_argument("--csv", help="metadata CSV for the csv corpus (default ROOT/metadata.csv)")
+    q.add_argument("--strict", action="store_true", help="fail on the first bad item instead of skipping it")
+    q.add_argument("--workers", type=int, help="decoding processes (default: cores, at most 8)")
+    q.add_argument("--min-seconds", type=float, default=0.25, help="shorter clips are skipped (default 0.25)")
+    q.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
+
+    q = add("synth", "Write the built-in synthetic corpus (IEMOCAP release layout).", """
+        emofuse synth /tmp/synth
+        emofuse synth /tmp/synth --sessions 5 --per-class 20 --seed 1
+        """)
+    q.add_argument("out")
+    q.add_argument("--sessions", type=int, default=5)
+    q.add_argument("--per-class", type=int, default=10, help="utterances per speaker and class")
+    q.add_argument("--sample-rate", type=int, default=16000)
+    q.add_argument("--seed", type=int, default=0)
+
+    q = add("folds", "Write speaker-independent folds and their leakage audit for a manifest.", """
+        emofuse folds data/ravdess8 --out folds/ravdess8
+        emofuse folds data/iemocap4 --out folds/iemocap4 --scheme session
+        """)
+    q.add_argument("manifest")
+    q.add_argument("--out", required=True)
+    q.add_argument("--scheme", default="auto", choices=["auto", "session", "speaker"])
+    q.add_argument("--n-folds", type=int)
+    q.add_argument("--val-speakers", type=int)
+    q.add_argument("--seed", type=int, default=0)
+
+    q = add("features", "Compute and cache log-mel features for a manifest (cv does this too).", """
+        emofuse features data/ravdess8
+        emofuse features data/ravdess8 features.n_mels=80
+        """)
+    q.add_argument("manifest")
+    q.add_argument("--cache", help="cache folder (default: <manifest folder>/cache)")
+    q.add_argument("--workers", type=int)
+    q.add_argument("overrides", nargs="*", help="features.KEY=VALUE settings")
+
+    for name, help_, ex in (
+        ("cv", "Run every fold of a speaker-independent cross-validation and summarise it.", """
+            emofuse cv resnet18 data.manifest=data/ravdess8
+            emofuse cv cnn_bilstm data.manifest=data/iemocap4 train.max_epochs=50 --out runs/cnn_iemocap
+            emofuse cv my_experiment.yaml data.manifest=data/ravdess8 --jobs 2
+            emofuse cv resnet18 data.manifest=data/iemocap4 --devices 4 --strategy ddp
+            """),
+        ("train", "Train and evaluate one fold (into the same run folder that cv uses).", """
+            emofuse train resnet18 --fold 0 data.manifest=data/ravdess8
+            emofuse train runs/resnet18/config.yaml --fold 3 --out runs/resnet18
+            emofuse train resnet18 --fold 0 data.manifest=data/ravdess8 --devices 2 --strategy ddp --accelerator cpu
+            """),
+    ):
+        q = add(name, help_, ex)
+        q.add_argument("config", help="a config YAML, or a shipped experiment name (resnet18, cnn_bilstm, audio_transformer, demo)")
+        q.add_argument("overrides", nargs="*", help="KEY.SUB=VALUE config overrides (e.g. train.max_epochs=5)")
+        q.add_argument("--out", help="run folder (default runs/<name>)")
+        q.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
+        q.add_argument("--devices", help="devices per node (e.g. 1, 4, auto)")
+        q.add_argument("--num-nodes", type=int)
+        q.add_argument("--strategy", help="Lightning strategy (auto, ddp, ddp_spawn, ...)")
+        q.add_argument("--accelerator", help="cpu, gpu, auto")
+        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        if name == "train":
+            q.add_argument("--fold", type=int, required=True)
+        else:
+            q.add_argument("--folds", help="comma-separated subset of folds (default: all)")
+            q.add_argument("--jobs", type=int, default=1, help="folds trained at once, as separate processes")
+
+    q = add("demo", "Generate the synthetic corpus and run a short 5-fold CV of an audio model.", """
+        emofuse demo
+        emofuse demo --out /tmp/emofuse_demo
+        """)
+    q.add_argument("--out", default="emofuse_demo", help="folder for the corpus, manifest and run")
+    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("overrides", nargs="*", help="config overrides for the demo run")
+
+    add("models", "List the registered models.", "emofuse models")
+    add("configs", "List the shipped configs.", "emofuse configs")
+    return p
+
+
+def _resolve_cfg(args) -> tuple[dict, Path]:
+    from .config import find_config, load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("devices", "train.devices"), ("num_nodes", "train.num_nodes"), ("strategy", "train.strategy"),
+                      ("accelerator", "train.accelerator")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            overrides.append(f"{key}={v}")
+    cfg = load_config(args.config, overrides)
+    if not cfg.get("name"):
+        cfg["name"] = find_config(args.config).stem
+    run_dir = Path(args.out) if args.out else Path("runs") / str(cfg["name"])
+    return cfg, run_dir
+
+
+def print_summary(summary: dict, run_dir: Path) -> None:
+    from .metrics import HEADLINE
+
+    print()
+    print(f"{summary.get('name') or summary['model']} ({summary['model']}, {', '.join(summary['modalities'])}) on "
+          f"{summary['corpus']}: {summary['n_folds']} speaker-independent folds ({summary['scheme']})"
+          f"{'' if summary['complete'] else ' [partial]'}")
+    print(f"{'fold':>4}  {'test speakers':<28} {'Macro-F1':>8} {'UA':>6} {'WA':>6}")
+    for f in summary["per_fold"]:
+        print(f"{f['fold']:>4}  {', '.join(f['test_groups'])[:28]:<28} {f['macro_f1']:>8.3f} {f['ua']:>6.3f} {f['wa']:>6.3f}")
+    print(f"{'mean':>4}  {'':<28} " + " ".join(f"{summary[k]['mean']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
+    print(f"{'std':>4}  {'':<28} " + " ".join(f"{summary[k]['std']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
+    print("per-class F1: " + ", ".join(f"{c} {v['mean']:.3f}" for c, v in summary["per_class_f1"].items()))
+    print(f"files: {run_dir}/summary.json, results.md, confusion.png, audit.json, fold_*/predictions.csv; "
+          f"TensorBoard: tensorboard --logdir {run_dir}")
+
+
+def _quiet_warnings() -> None:
+    """Silence library chatter that says nothing to a user (data-loader worker hints, deprecations)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*limit_(train|val)_batches=1.0.*")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_warnings()
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return _dispatch(args)
+    except EmofuseError as exc:
+        print(f"emofuse: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emofuse: interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "prepare":
+        from .prepare import prepare
+
+        opts = {"csv": args.csv} if args.csv else {}
+        summary = prepare(args.corpus, args.root, args.out, args.class_map, args.strict, args.workers,
+                          args.min_seconds, args.force, **opts)
+        print("\n".join(summary.lines()))
+        return 0
+    if args.command == "synth":
+        from .synth import SynthSpec, make_synthetic_corpus
+
+        info = make_synthetic_corpus(args.out, SynthSpec(sessions=args.sessions, per_class=args.per_class,
+                                                         sample_rate=args.sample_rate, seed=args.seed))
+        print(f"wrote {info['utterances']} utterances to {args.out} ({json.dumps(info['labels'])})")
+        print(f"next: emofuse prepare iemocap {args.out} --out {args.out.rstrip('/')}_manifest")
+        return 0
+    if args.command == "folds":
+        from .manifest import read_manifest
+        from .splits import make_folds, write_split
+
+        m = read_manifest(args.manifest)
+        folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed)
+        for f in folds:
+            audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}")
+            print(f"fold {f.fold}: test {', '.join(f.test_groups)} | train {audit['counts']['train']}, "
+                  f"val {audit['counts']['val']}, test {audit['counts']['test']} | audit {'passed' if audit['passed'] else 'FAILED'}")
+        print(f"wrote {args.out}/fold_*/split.csv and audit.json")
+        return 0
+    if args.command == "features":
+        from .config import apply_overrides, load_config
+        from .features import FeatureStore
+        from .manifest import read_manifest
+        from .training.run import frontend_config
+
+        cfg = apply_overrides(load_config("default"), args.overrides)
+        m = read_manifest(args.manifest)
+        store = FeatureStore(args.cache or m.path.parent / "cache", frontend_config(cfg))
+        n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], workers=args.workers)
+        print(f"{store.dir}: {n} utterances computed, {len(m.df) - n} already cached")
+        return 0
+    if args.command in ("cv", "train"):
+        from .training.run import open_run, run_cv, train_fold
+
+        cfg, run_dir = _resolve_cfg(args)
+        ctx = open_run(cfg, run_dir, args.overwrite)
+        if args.command == "train":
+            result = train_fold(ctx, args.fold, progress=not args.no_progress)
+            if result is not None:
+                t = result["test"]
+                print(f"fold {args.fold}: test Macro-F1 {t['macro_f1']:.3f}, UA {t['ua']:.3f}, WA {t['wa']:.3f} "
+                      f"({run_dir}/fold_{args.fold}/metrics.json)")
+            return 0
+        if (run_dir / "summary.json").is_file() and not args.overwrite:
+            print(f"{run_dir}: finished run, kept (pass --overwrite to train again)", file=sys.stderr)
+        folds = [int(x) for x in args.folds.split(",")] if args.folds else None
+        summary = run_cv(ctx, folds, args.jobs, progress=not args.no_progress)
+        if summary is not None:
+            print_summary(summary, run_dir)
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(Path(args.out), args.overwrite, args.overrides)
+    if args.command == "models":
+        from .models import list_models
+
+        print("\n".join(list_models()))
+        return 0
+    if args.command == "configs":
+        from .config import list_configs
+
+        print("\n".join(list_configs()))
+        return 0
+    raise EmofuseError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

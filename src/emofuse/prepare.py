@@ -1,0 +1,169 @@
+"""``emofuse prepare``: corpus folder -> validated manifest. Idempotent.
+
+Parsing is cheap; decoding every clip to check it is not. The inputs' fingerprint (every
+file's relative path, size and modification time, plus the options) is stored in
+``prepare.json``, and a second run with the same fingerprint does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import soundfile as sf
+from tqdm import tqdm
+
+from . import __version__
+from .audio import AudioCheck, inspect_audio_bytes
+from .corpora import Candidate, Problem, get_corpus
+from .corpora.base import DUPLICATE_ID, EXCLUDED
+from .errors import EmofuseError
+from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
+
+
+@dataclass
+class PrepareSummary:
+    manifest: Path
+    rows: int
+    skipped: Counter
+    excluded: int
+    up_to_date: bool
+    problems: list[Problem]
+
+    def lines(self) -> list[str]:
+        if self.up_to_date:
+            return [f"{self.manifest}: up to date ({self.rows} utterances); nothing to do"]
+        out = [f"wrote {self.manifest} ({self.rows} utterances)"]
+        if self.excluded:
+            out.append(f"  {self.excluded} utterances with labels outside the class map were left out")
+        for reason, n in sorted(self.skipped.items()):
+            out.append(f"  skipped {n}: {reason}")
+        if self.problems:
+            out.append(f"  details: {self.manifest.parent / 'skipped.csv'}")
+            for p in self.problems[:5]:
+                out.append(f"    {p.line()}")
+        return out
+
+
+def _check_file(path: str) -> tuple[AudioCheck, str]:
+    """Worker: read the file once, hash its bytes, check that it decodes to usable audio."""
+    p = Path(path)
+    if not p.is_file():
+        return AudioCheck("missing audio"), ""
+    data = p.read_bytes()
+    return inspect_audio_bytes(data), hashlib.sha1(data).hexdigest()
+
+
+def _fingerprint(corpus: str, root: Path, files: list[Path], options: dict) -> str:
+    h = hashlib.sha1(json.dumps({"corpus": corpus, "options": options, "version": 1}, sort_keys=True).encode())
+    for f in sorted(set(files)):
+        try:
+            st = f.stat()
+            h.update(f"{f.relative_to(root) if f.is_relative_to(root) else f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            h.update(f"{f}|missing\n".encode())
+    return h.hexdigest()
+
+
+def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | None = None, strict: bool = False,
+            workers: int | None = None, min_seconds: float = 0.25, force: bool = False, **options: str) -> PrepareSummary:
+    """Parse a corpus, check every clip, write ``out/manifest.csv`` and ``out/prepare.json``.
+
+    Args:
+        corpus: a registered corpus name (``iemocap``, ``ravdess``, ``csv``).
+        root: the corpus folder.
+        out: the manifest folder to write.
+        class_map: a class-map name or YAML path (corpus default when None).
+        strict: fail on the first problem instead of skipping with a count.
+        workers: processes that decode audio (default: the machine's cores, at most 8).
+        min_seconds: clips shorter than this are skipped as too short.
+        force: rebuild even when the inputs have not changed.
+    """
+    root = Path(root).expanduser().resolve()
+    out = Path(out)
+    if not root.is_dir():
+        raise EmofuseError(f"{root}: corpus folder not found; check the path")
+    parsed = get_corpus(corpus)(root, class_map, **options)
+    cmap = parsed.class_map
+    problems = list(parsed.problems)
+    if strict and problems:
+        raise EmofuseError(f"{problems[0].line()} (--strict; drop --strict to skip and count such items)")
+
+    kept: list[Candidate] = []
+    seen: set[str] = set()
+    excluded = 0
+    for c in parsed.candidates:
+        if c.utt_id in seen:
+            problems.append(Problem(DUPLICATE_ID, c.path, f"utt_id {c.utt_id!r} appears twice; the second is skipped, make ids unique"))
+            if strict:
+                raise EmofuseError(f"{problems[-1].line()} (--strict)")
+            continue
+        seen.add(c.utt_id)
+        if cmap.map(c.raw_label) is None:
+            excluded += 1
+            continue
+        kept.append(c)
+
+    opts = {"class_map": cmap.name, "classes": list(cmap.classes), "mapping": cmap.mapping, "strict": strict,
+            "min_seconds": min_seconds, **{k: str(v) for k, v in options.items()}}
+    audio_files = [root / c.path for c in kept]
+    fingerprint = _fingerprint(corpus, root, audio_files + parsed.metadata_files, opts)
+    meta_path, csv_path = out / META_NAME, out / MANIFEST_NAME
+    if not force and meta_path.is_file() and csv_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if old.get("fingerprint") == fingerprint:
+            return PrepareSummary(csv_path, int(old.get("rows", 0)), Counter(), excluded, True, [])
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    paths = [str(p) for p in audio_files]
+    if workers > 1 and len(paths) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_check_file, paths, chunksize=16), total=len(paths), desc="checking audio", unit="file"))
+    else:
+        results = [_check_file(p) for p in tqdm(paths, desc="checking audio", unit="file")]
+
+    rows = []
+    for c, (check, sha1) in zip(kept, results):
+        if check.problem is not None or check.duration < min_seconds:
+            reason = check.problem or "too short"
+            problems.append(Problem(reason, c.path, _fix_for(reason, check, min_seconds)))
+            if strict:
+                raise EmofuseError(f"{problems[-1].line()} (--strict)")
+            continue
+        rows.append({"utt_id": c.utt_id, "path": c.path, "speaker": c.speaker, "session": c.session,
+                     "gender": c.gender, "label": cmap.map(c.raw_label), "text": c.text,
+                     "duration": round(check.duration, 4), "sample_rate": check.sample_rate,
+                     "channels": check.channels, "raw_label": c.raw_label, "audio_sha1": sha1, **c.extra})
+    if not rows:
+        raise EmofuseError(f"{root}: no usable utterances found for corpus {corpus!r} (see the skipped counts); check the layout and the class map")
+    df = pd.DataFrame(rows)
+    df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    counts = Counter(p.reason for p in problems)
+    meta = {"corpus": corpus, "root": str(root), "class_map": cmap.name, "classes": list(cmap.classes),
+            "mapping": cmap.mapping, "rows": len(df), "excluded_by_class_map": excluded,
+            "skipped": dict(counts), "label_counts": df["label"].value_counts().to_dict(),
+            "speakers": int(df["speaker"].nunique()), "hours": round(float(df["duration"].sum()) / 3600, 4),
+            "fingerprint": fingerprint, "emofuse_version": __version__}
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"file": p.file, "reason": p.reason, "detail": p.detail} for p in problems],
+                 columns=["file", "reason", "detail"]).to_csv(out / "skipped.csv", index=False)
+    written = write_manifest(df, meta, out)
+    return PrepareSummary(written, len(df), counts, excluded, False, problems)
+
+
+def _fix_for(reason: str, check: AudioCheck, min_seconds: float) -> str:
+    return {
+        "missing audio": "the labels name this file but it is not there; restore it or remove its label line",
+        "unreadable audio": "libsndfile cannot decode it; re-export it as WAV/FLAC or remove it",
+        "empty audio": "the file has no samples; re-export it or remove it",
+        "silent audio": "every sample is (near) zero; check the recording or remove it",
+        "non-finite samples": "the file holds NaN/inf samples; re-export it",
+        "too short": f"{check.duration:.3f}s is under the {min_seconds}s minimum (--min-seconds)",
+    }.get(reason, reason)

@@ -1,0 +1,193 @@
+"""Speaker-independent folds and the leakage audit.
+
+Folds are built from the manifest's ``session`` or ``speaker`` column, never from rows: every
+speaker sits in exactly one of train / validation / test in each fold, and the validation
+speakers are carved out of that fold's training speakers. A random utterance split is not
+offered.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import EmofuseError
+
+SCHEMES = ("auto", "session", "speaker")
+
+
+class LeakageError(EmofuseError):
+    """A split put one speaker or utterance in two of train / validation / test."""
+
+
+@dataclass
+class FoldSplit:
+    """One fold: utterance ids per part, and the speakers behind them."""
+
+    fold: int
+    scheme: str
+    test_groups: list[str]
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    speakers: dict[str, list[str]] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, list[str]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def default_n_folds(df: pd.DataFrame, corpus: str, scheme: str) -> int:
+    if scheme == "session":
+        return int(df["session"].nunique())
+    return 6 if corpus == "ravdess" else min(5, int(df["speaker"].nunique()))
+
+
+def resolve_scheme(scheme: str, corpus: str, df: pd.DataFrame) -> str:
+    if scheme not in SCHEMES:
+        raise EmofuseError(f"unknown fold scheme {scheme!r}: use one of {list(SCHEMES)}")
+    if scheme != "auto":
+        return scheme
+    # Leave-one-session-out where sessions hold several speakers (IEMOCAP); speaker folds otherwise.
+    per_session = df.groupby("session")["speaker"].nunique()
+    return "session" if corpus == "iemocap" or (len(per_session) >= 3 and per_session.min() > 1) else "speaker"
+
+
+def _speaker_groups(df: pd.DataFrame, n_folds: int, seed: int) -> list[list[str]]:
+    """Speakers dealt round-robin into folds, one gender at a time, so each fold is gender-balanced."""
+    gender = df.groupby("speaker")["gender"].first().fillna("")
+    rng = random.Random(seed)
+    folds: list[list[str]] = [[] for _ in range(n_folds)]
+    offset = 0
+    for g in sorted(gender.unique()):
+        spk = sorted(gender.index[gender == g])
+        rng.shuffle(spk)
+        for i, s in enumerate(spk):
+            folds[(i + offset) % n_folds].append(s)
+        offset += len(spk)
+    return [sorted(f) for f in folds]
+
+
+def _pick_val_speakers(train_speakers: list[str], gender: pd.Series, n: int, seed: int) -> list[str]:
+    """``n`` training speakers, alternating genders, chosen reproducibly per fold."""
+    rng = random.Random(seed)
+    by_gender: dict[str, list[str]] = {}
+    for s in sorted(train_speakers):
+        by_gender.setdefault(str(gender.get(s, "")), []).append(s)
+    for spk in by_gender.values():
+        rng.shuffle(spk)
+    order = sorted(by_gender)
+    picked: list[str] = []
+    while len(picked) < n and any(by_gender.values()):
+        for g in order:
+            if by_gender[g] and len(picked) < n:
+                picked.append(by_gender[g].pop())
+    return sorted(picked)
+
+
+def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds: int | None = None,
+               val_speakers: int | None = None, seed: int = 0) -> list[FoldSplit]:
+    """Speaker-independent folds over a manifest table.
+
+    Args:
+        df: the manifest table (needs utt_id, speaker, session, gender).
+        corpus: the corpus name from prepare.json (``iemocap`` selects leave-one-session-out).
+        scheme: ``session`` (leave one session out), ``speaker`` (speaker-grouped K folds), or
+            ``auto``.
+        n_folds: folds for the speaker scheme (default 6 for RAVDESS, else up to 5).
+        val_speakers: training speakers moved to validation in each fold (default: about one
+            fold's worth, e.g. 2 on IEMOCAP, 4 on RAVDESS).
+        seed: fixes the speaker shuffles.
+    """
+    scheme = resolve_scheme(scheme, corpus, df)
+    if scheme == "session":
+        sessions = sorted(df["session"].unique())
+        if n_folds not in (None, len(sessions)):
+            raise EmofuseError(f"leave-one-session-out gives {len(sessions)} folds, not {n_folds}; drop cv.n_folds or use cv.scheme=speaker")
+        groups = [sorted(df.loc[df["session"] == s, "speaker"].unique()) for s in sessions]
+        names = [[s] for s in sessions]
+    else:
+        k = n_folds or default_n_folds(df, corpus, scheme)
+        n_spk = df["speaker"].nunique()
+        if k < 2 or k > n_spk:
+            raise EmofuseError(f"cannot make {k} speaker folds from {n_spk} speakers; set cv.n_folds between 2 and {n_spk}")
+        groups = _speaker_groups(df, k, seed)
+        names = groups
+    gender = df.groupby("speaker")["gender"].first()
+    all_speakers = sorted(df["speaker"].unique())
+    by_speaker = df.groupby("speaker")["utt_id"].apply(list).to_dict()
+    folds = []
+    for i, test_spk in enumerate(groups):
+        train_spk = [s for s in all_speakers if s not in set(test_spk)]
+        n_val = val_speakers if val_speakers is not None else max(1, round(len(train_spk) / max(1, len(groups) - 1)))
+        if n_val >= len(train_spk):
+            raise EmofuseError(f"fold {i}: {n_val} validation speakers would leave no training speaker; lower cv.val_speakers")
+        val_spk = _pick_val_speakers(train_spk, gender, n_val, seed * 1000 + i)
+        train_spk = [s for s in train_spk if s not in set(val_spk)]
+        ids = {part: sorted(u for s in spk for u in by_speaker[s])
+               for part, spk in (("train", train_spk), ("val", val_spk), ("test", test_spk))}
+        folds.append(FoldSplit(i, scheme, list(names[i]), ids["train"], ids["val"], ids["test"],
+                               {"train": train_spk, "val": val_spk, "test": list(test_spk)}))
+    return folds
+
+
+def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
+    """Check that no speaker and no utt_id is in two parts; return the audit record.
+
+    Raises:
+        LeakageError: on any overlap (the audit would be written with ``passed: false`` first
+            by ``write_split``).
+    """
+    spk_of = dict(zip(df["utt_id"], df["speaker"]))
+    parts = split.parts()
+    speakers = {p: sorted({spk_of[u] for u in ids}) for p, ids in parts.items()}
+    checks: dict[str, list[str]] = {}
+    names = list(parts)
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            checks[f"speakers_in_{a}_and_{b}"] = sorted(set(speakers[a]) & set(speakers[b]))
+            checks[f"utt_ids_in_{a}_and_{b}"] = sorted(set(parts[a]) & set(parts[b]))[:20]
+    for p, ids in parts.items():
+        dup = pd.Series(ids)
+        checks[f"duplicate_utt_ids_in_{p}"] = sorted(dup[dup.duplicated()].unique().tolist())[:20]
+    label_of = dict(zip(df["utt_id"], df["label"]))
+    record = {
+        "fold": split.fold, "scheme": split.scheme, "test_groups": split.test_groups,
+        "speakers": speakers,
+        "counts": {p: len(ids) for p, ids in parts.items()},
+        "label_counts": {p: dict(sorted(pd.Series([label_of[u] for u in ids]).value_counts().to_dict().items()))
+                         for p, ids in parts.items()},
+        "checks": checks,
+        "passed": not any(checks.values()),
+    }
+    return record
+
+
+def write_split(split: FoldSplit, df: pd.DataFrame, out_dir: Path) -> dict:
+    """Write ``split.csv`` (utt_id, speaker, part) and ``audit.json``; raise if the audit fails."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spk_of = dict(zip(df["utt_id"], df["speaker"]))
+    rows = [{"utt_id": u, "speaker": spk_of[u], "part": p} for p, ids in split.parts().items() for u in ids]
+    pd.DataFrame(rows).to_csv(out_dir / "split.csv", index=False)
+    audit = audit_split(split, df)
+    (out_dir / "audit.json").write_text(json.dumps(audit, indent=2))
+    if not audit["passed"]:
+        bad = {k: v for k, v in audit["checks"].items() if v}
+        raise LeakageError(f"{out_dir / 'audit.json'}: fold {split.fold} leaks across parts: {bad}")
+    return audit
+
+
+def read_split(out_dir: Path) -> FoldSplit:
+    table = pd.read_csv(out_dir / "split.csv", dtype=str, keep_default_na=False)
+    audit = json.loads((out_dir / "audit.json").read_text())
+    ids = {p: table.loc[table["part"] == p, "utt_id"].tolist() for p in ("train", "val", "test")}
+    return FoldSplit(int(audit["fold"]), audit["scheme"], audit["test_groups"], ids["train"], ids["val"], ids["test"],
+                     audit["speakers"])
+
+
+def folds_summary(folds: list[FoldSplit]) -> list[dict]:
+    return [{k: v for k, v in asdict(f).items() if k not in ("train", "val", "test")} |
+            {"n_train": len(f.train), "n_val": len(f.val), "n_test": len(f.test)} for f in folds]

@@ -1,0 +1,97 @@
+"""The LightningModule: owns normalisation, loss, metrics and optimiser around a plain model."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
+
+from ..features import Normalize
+from ..models import create_model
+
+
+class EmotionModule(L.LightningModule):
+    """Trains a registered model on z-scored log-mel batches.
+
+    Args:
+        model_name: a registered model name.
+        model_kwargs: its constructor arguments (``n_mels`` and ``n_classes`` are filled in).
+        classes: class names in index order.
+        n_mels: feature bands.
+        mean, std: (n_mels,) normalisation statistics from the fold's training items.
+        lr, weight_decay: AdamW settings.
+        scheduler: ``cosine``, ``plateau`` or ``none``.
+        warmup_epochs: linear warm-up before the cosine decay.
+        max_epochs: for the cosine schedule.
+        class_weights: (n_classes,) loss weights, or None.
+        label_smoothing: cross-entropy label smoothing.
+        frontend: front-end settings, stored so a checkpoint alone can be used on new audio.
+    """
+
+    def __init__(self, model_name: str, model_kwargs: dict, classes: list[str], n_mels: int,
+                 mean: list[float] | None = None, std: list[float] | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-2, scheduler: str = "cosine", warmup_epochs: int = 0, max_epochs: int = 30,
+                 class_weights: list[float] | None = None, label_smoothing: float = 0.0,
+                 frontend: dict | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["mean", "std"])
+        n = len(classes)
+        self.model = create_model(model_name, n_mels=n_mels, n_classes=n, **model_kwargs)
+        self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
+                              torch.ones(n_mels) if std is None else torch.tensor(std))
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.val_f1 = MulticlassF1Score(n, average="macro")
+        self.val_ua = MulticlassRecall(n, average="macro")
+        self.val_wa = MulticlassAccuracy(n, average="micro")
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel (B, T, F) and (B,) lengths -> logits (B, n_classes)."""
+        return self.model(self.norm(x, lengths), lengths)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["x"], batch["lengths"])
+        loss = self.loss_fn(logits, batch["y"])
+        acc = (logits.argmax(1) == batch["y"]).float().mean()
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
+        self.log("train/acc", acc, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch["x"], batch["lengths"])
+        loss = nn.functional.cross_entropy(logits, batch["y"])
+        pred = logits.argmax(1)
+        self.val_f1.update(pred, batch["y"])
+        self.val_ua.update(pred, batch["y"])
+        self.val_wa.update(pred, batch["y"])
+        self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/macro_f1", self.val_f1.compute(), prog_bar=True, sync_dist=False)
+        self.log("val/ua", self.val_ua.compute())
+        self.log("val/wa", self.val_wa.compute())
+        for m in (self.val_f1, self.val_ua, self.val_wa):
+            m.reset()
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.scheduler == "none":
+            return opt
+        if hp.scheduler == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=3)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/macro_f1"}}
+        if hp.scheduler != "cosine":
+            raise ValueError(f"train.scheduler must be cosine, plateau or none, not {hp.scheduler!r}")
+        warm = max(0, int(hp.warmup_epochs))
+        total = max(1, int(hp.max_epochs))
+
+        def factor(epoch: int) -> float:
+            import math
+            if epoch < warm:
+                return (epoch + 1) / (warm + 1)
+            progress = (epoch - warm) / max(1, total - warm)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor)}

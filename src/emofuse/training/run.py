@@ -1,0 +1,376 @@
+"""Cross-validation runs: one folder per run, one sub-folder per fold, resumable.
+
+Run folder::
+
+    config.yaml            the resolved config (what every fold trains with)
+    audit.json             leakage audit of every fold, and what each step was allowed to see
+    fold_K/split.csv       utt_id, speaker, part (train / val / test)
+    fold_K/audit.json      this fold's speaker and utterance overlap checks
+    fold_K/norm.json       z-score statistics (training items only)
+    fold_K/checkpoints/    best.ckpt (selected on validation speakers), last.ckpt (for resuming)
+    fold_K/tb/             TensorBoard logs
+    fold_K/predictions.csv test predictions per utterance with class probabilities
+    fold_K/metrics.json    test (and validation) metrics; its presence marks the fold finished
+    fold_K/confusion.png
+    summary.json, results.md, confusion.png   across folds (mean and std)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from ..config import dump_config
+from ..errors import EmofuseError
+from ..features import FeatureStore, FrontendConfig, fit_stats
+from ..manifest import Manifest, read_manifest
+from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
+from ..splits import FoldSplit, make_folds, read_split, write_split
+from .data import FeatureDataset, FoldDataModule, class_weights, collate, BucketBatchSampler
+
+# Keys that change how a run executes, not what it computes: a resumed run may change them.
+EXECUTION_KEYS = {("train", "devices"), ("train", "num_nodes"), ("train", "strategy"), ("train", "accelerator"),
+                  ("data", "num_workers"), ("data", "feature_workers"), ("train", "progress_bar")}
+
+
+def is_primary_process() -> bool:
+    """False in the extra processes a DDP launcher starts (they must not write shared files)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+@dataclass
+class RunContext:
+    cfg: dict
+    run_dir: Path
+    manifest: Manifest
+    store: FeatureStore
+    folds: list[FoldSplit]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+
+def frontend_config(cfg: dict) -> FrontendConfig:
+    known = FrontendConfig.__dataclass_fields__
+    bad = sorted(set(cfg["features"]) - set(known))
+    if bad:
+        raise EmofuseError(f"features: unknown keys {bad}; known keys are {sorted(known)}")
+    return FrontendConfig(**cfg["features"])
+
+
+def _strip_execution(cfg: dict) -> dict:
+    out = json.loads(json.dumps(cfg))
+    for group, key in EXECUTION_KEYS:
+        out.get(group, {}).pop(key, None)
+    return out
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += _diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
+    """Create or reopen a run folder, cache the features, write the folds and their audit.
+
+    An existing folder is reopened only for the same config (execution keys aside);
+    ``overwrite`` deletes it first.
+    """
+    if cfg["data"].get("manifest") in (None, ""):
+        raise EmofuseError("data.manifest is not set: add data.manifest=DIR (a folder written by 'emofuse prepare') to the command")
+    primary = is_primary_process()
+    cfg_path = run_dir / "config.yaml"
+    if overwrite and run_dir.exists() and primary:
+        shutil.rmtree(run_dir)
+    if cfg_path.is_file():
+        old = yaml.safe_load(cfg_path.read_text())
+        diff = _diff_keys(_strip_execution(old), _strip_execution(cfg))
+        if diff:
+            raise EmofuseError(f"{run_dir} holds a run with another config (differs in {diff[:6]}); "
+                               "pass --overwrite to replace it, or --out for a new run folder")
+    elif primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cfg_path.with_suffix(".tmp")
+        tmp.write_text(dump_config(cfg))
+        tmp.replace(cfg_path)
+
+    manifest = read_manifest(cfg["data"]["manifest"])
+    cache = cfg["data"].get("cache_dir") or (manifest.path.parent / "cache")
+    store = FeatureStore(cache, frontend_config(cfg))
+    keys = manifest.df["audio_sha1"].tolist()
+    if primary:
+        store.ensure(keys, [manifest.audio_path(p) for p in manifest.df["path"]], workers=cfg["data"].get("feature_workers"))
+    elif store.missing(keys):
+        raise EmofuseError(f"{store.dir}: features missing in a worker process; run the command once without DDP to cache them")
+
+    cv = cfg["cv"]
+    fold_dirs = sorted(run_dir.glob("fold_*/split.csv"))
+    if fold_dirs and all((d.parent / "audit.json").is_file() for d in fold_dirs):
+        folds = [read_split(d.parent) for d in sorted(fold_dirs, key=lambda p: int(p.parent.name.split("_")[1]))]
+    else:
+        folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
+                           cv.get("val_speakers"), int(cv.get("seed", 0)))
+        if primary:
+            audits = [write_split(f, manifest.df, run_dir / f"fold_{f.fold}") for f in folds]
+            write_run_audit(run_dir, cfg, audits)
+    return RunContext(cfg, run_dir, manifest, store, folds)
+
+
+def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict]) -> None:
+    record = {
+        "passed": all(a["passed"] for a in audits),
+        "folds": [{"fold": a["fold"], "passed": a["passed"], "test_groups": a["test_groups"], "counts": a["counts"],
+                   "speakers": a["speakers"]} for a in audits],
+        "guarantees": {
+            "split_unit": f"speaker (scheme: {audits[0]['scheme']}); a random utterance split is not offered",
+            "normalisation": "z-score statistics fitted on each fold's training items only (fold_K/norm.json)",
+            "model_selection": f"early stopping and checkpoint choice on the validation speakers ({cfg['train'].get('monitor', 'val/macro_f1')})",
+            "test_fold": "read once, after training, with the selected checkpoint",
+            "augmentation": "none in this run",
+        },
+    }
+    (run_dir / "audit.json").write_text(json.dumps(record, indent=2))
+
+
+def _datasets(ctx: RunContext, split: FoldSplit) -> dict[str, FeatureDataset]:
+    df = ctx.manifest.df.set_index("utt_id")
+    cls = {c: i for i, c in enumerate(ctx.classes)}
+    hop = ctx.store.cfg.hop_length / ctx.store.cfg.sample_rate
+    crop = ctx.cfg["data"].get("crop_seconds")
+    max_eval = ctx.cfg["data"].get("max_eval_seconds")
+    seed = int(ctx.cfg.get("seed", 0)) + split.fold
+    out = {}
+    for part, ids in split.parts().items():
+        rows = df.loc[ids]
+        out[part] = FeatureDataset(ctx.store, rows["audio_sha1"].tolist(), [cls[x] for x in rows["label"]],
+                                   crop_frames=int(crop / hop) if crop else None,
+                                   max_frames=int(max_eval / hop) if max_eval else None,
+                                   train=part == "train", seed=seed)
+    return out
+
+
+def _precision(train: dict) -> str:
+    p = str(train.get("precision", "auto"))
+    if p != "auto":
+        return p
+    if torch.cuda.is_available() and train.get("accelerator", "auto") in ("auto", "gpu", "cuda"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
+    """Train, select on validation, evaluate on test. Returns the fold's metrics (None off rank 0).
+
+    A fold with ``metrics.json`` is finished and is not touched; a fold with
+    ``checkpoints/last.ckpt`` resumes from it.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from .callbacks import EpochLog, Throughput
+    from .module import EmotionModule
+
+    if not 0 <= k < len(ctx.folds):
+        raise EmofuseError(f"fold {k} does not exist: this run has folds 0..{len(ctx.folds) - 1}")
+    fold_dir = ctx.run_dir / f"fold_{k}"
+    if (fold_dir / "metrics.json").is_file():
+        return json.loads((fold_dir / "metrics.json").read_text())
+    split = ctx.folds[k]
+    cfg, tr = ctx.cfg, ctx.cfg["train"]
+    seed = int(cfg.get("seed", 0)) + k
+    L.seed_everything(seed, workers=True, verbose=False)
+    datasets = _datasets(ctx, split)
+    mean, std = fit_stats(ctx.store, datasets["train"].keys)
+    if is_primary_process():
+        (fold_dir / "norm.json").write_text(json.dumps({"fitted_on": "train", "items": len(datasets["train"]),
+                                                         "mean": mean.tolist(), "std": std.tolist()}))
+    n_classes = len(ctx.classes)
+    weights = class_weights(datasets["train"].labels, n_classes).tolist() if tr.get("class_weights", True) else None
+    model_cfg = dict(cfg["model"])
+    model_name = model_cfg.pop("name")
+    module = EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.cfg.n_mels, mean.tolist(), std.tolist(),
+                           lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]), scheduler=tr["scheduler"],
+                           warmup_epochs=int(tr.get("warmup_epochs", 0)), max_epochs=int(tr["max_epochs"]),
+                           class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
+                           frontend=asdict(ctx.store.cfg))
+    dm = FoldDataModule(datasets, int(cfg["data"]["batch_size"]), int(cfg["data"].get("num_workers", 0)), seed)
+    monitor = tr.get("monitor", "val/macro_f1")
+    mode = "min" if monitor.endswith("loss") else "max"
+    ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                           save_last=True, auto_insert_metric_name=False)
+    throughput = Throughput()
+    # Progress bars on a terminal; one line per epoch in logs and pipes.
+    progress = progress and sys.stderr.isatty()
+    callbacks = [ckpt, throughput, LearningRateMonitor("epoch")]
+    if not progress:
+        callbacks.append(EpochLog(f"fold {k} "))
+    if tr.get("early_stopping_patience"):
+        callbacks.append(EarlyStopping(monitor, patience=int(tr["early_stopping_patience"]), mode=mode))
+    trainer = L.Trainer(
+        default_root_dir=fold_dir, max_epochs=int(tr["max_epochs"]), accelerator=tr.get("accelerator", "auto"),
+        devices=tr.get("devices", 1), num_nodes=int(tr.get("num_nodes", 1)), strategy=tr.get("strategy", "auto"),
+        precision=_precision(tr), gradient_clip_val=tr.get("grad_clip"), deterministic=bool(tr.get("deterministic", False)),
+        logger=TensorBoardLogger(fold_dir, name="tb", version=""), callbacks=callbacks,
+        limit_train_batches=tr.get("limit_train_batches", 1.0), limit_val_batches=tr.get("limit_val_batches", 1.0),
+        max_steps=int(tr.get("max_steps", -1)), use_distributed_sampler=False, enable_progress_bar=progress,
+        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10,
+    )
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        print(f"fold {k}: resuming from {last}", file=sys.stderr)
+    t0 = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+    if not trainer.is_global_zero:
+        return None
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+    device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
+    best_module = EmotionModule.load_from_checkpoint(best, map_location=device).eval()
+    result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
+              "checkpoint": best.relative_to(ctx.run_dir).as_posix(),
+              "best_epoch": _ckpt_epoch(best), "epochs_trained": trainer.current_epoch,
+              "best_val_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+              "monitor": monitor, "wall_seconds": round(time.time() - t0, 2), **throughput.report()}
+    for part in ("val", "test"):
+        probs = predict_probs(best_module, datasets[part], int(cfg["data"]["batch_size"]), device)
+        y = np.array(datasets[part].labels)
+        result[part] = compute_metrics(y, probs.argmax(1), ctx.classes)
+        if part == "test":
+            write_predictions(fold_dir / "predictions.csv", split.test, ctx, y, probs)
+    plot_confusion(result["test"]["confusion"], ctx.classes, fold_dir / "confusion.png",
+                   f"fold {k} test ({', '.join(split.test_groups)})")
+    tmp = fold_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(fold_dir / "metrics.json")
+    return result
+
+
+def _ckpt_epoch(path: Path) -> int | None:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    except Exception:
+        return None
+
+
+@torch.no_grad()
+def predict_probs(module, dataset: FeatureDataset, batch_size: int, device: torch.device) -> np.ndarray:
+    """(N, n_classes) class probabilities in dataset order (full-length items, no augmentation)."""
+    module = module.to(device).eval()
+    out = np.zeros((len(dataset), len(module.hparams.classes)), dtype=np.float32)
+    sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
+    for idx in sampler:
+        batch = collate([dataset[i] for i in idx])
+        logits = module(batch["x"].to(device), batch["lengths"].to(device)).float()
+        out[batch["index"].numpy()] = torch.softmax(logits, 1).cpu().numpy()
+    return out
+
+
+def write_predictions(path: Path, utt_ids: list[str], ctx: RunContext, y: np.ndarray, probs: np.ndarray) -> None:
+    df = ctx.manifest.df.set_index("utt_id").loc[utt_ids]
+    table = pd.DataFrame({"utt_id": utt_ids, "speaker": df["speaker"].values, "label": [ctx.classes[i] for i in y],
+                          "pred": [ctx.classes[i] for i in probs.argmax(1)]})
+    for i, c in enumerate(ctx.classes):
+        table[f"p_{c}"] = probs[:, i].round(5)
+    table.to_csv(path, index=False)
+
+
+def run_cv(ctx: RunContext, folds: list[int] | None = None, jobs: int = 1, progress: bool = True,
+           config_arg: str | None = None) -> dict | None:
+    """Train every (selected) fold, then summarise. Finished folds are skipped."""
+    todo = folds if folds is not None else list(range(len(ctx.folds)))
+    pending = [k for k in todo if not (ctx.run_dir / f"fold_{k}" / "metrics.json").is_file()]
+    for k in sorted(set(todo) - set(pending)):
+        print(f"fold {k}: finished earlier, kept", file=sys.stderr)
+    if jobs > 1 and len(pending) > 1:
+        _run_parallel(ctx, pending, jobs)
+    else:
+        for k in pending:
+            print(f"fold {k}/{len(ctx.folds) - 1}: test = {', '.join(ctx.folds[k].test_groups)}", file=sys.stderr)
+            train_fold(ctx, k, progress)
+    if not is_primary_process():
+        return None
+    return summarize_run(ctx)
+
+
+def _run_parallel(ctx: RunContext, pending: list[int], jobs: int) -> None:
+    """Folds as separate `emofuse train` processes, ``jobs`` at a time (threads split between them)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    running: list[tuple[int, subprocess.Popen]] = []
+    queue = list(pending)
+    failed = []
+    while queue or running:
+        while queue and len(running) < jobs:
+            k = queue.pop(0)
+            cmd = [sys.executable, "-m", "emofuse", "train", str(ctx.run_dir / "config.yaml"), "--fold", str(k),
+                   "--out", str(ctx.run_dir), "--no-progress"]
+            log = open(ctx.run_dir / f"fold_{k}" / "train.log", "a")
+            print(f"fold {k}: started in a separate process (log: {log.name})", file=sys.stderr)
+            running.append((k, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)))
+        time.sleep(1.0)
+        for k, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((k, proc))
+                if proc.returncode != 0:
+                    failed.append(k)
+                print(f"fold {k}: {'done' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'}", file=sys.stderr)
+    if failed:
+        raise EmofuseError(f"folds {failed} failed; see {ctx.run_dir}/fold_K/train.log, then re-run the same command to resume")
+
+
+def summarize_run(ctx: RunContext) -> dict | None:
+    """Aggregate finished folds into summary.json, results.md and confusion.png."""
+    fold_metrics = []
+    for k in range(len(ctx.folds)):
+        p = ctx.run_dir / f"fold_{k}" / "metrics.json"
+        if p.is_file():
+            fold_metrics.append(json.loads(p.read_text()))
+    if not fold_metrics:
+        return None
+    complete = len(fold_metrics) == len(ctx.folds)
+    summary = summarize([m["test"] for m in fold_metrics], ctx.classes)
+    summary.update({
+        "complete": complete, "folds_done": [m["fold"] for m in fold_metrics], "n_folds": len(ctx.folds),
+        "model": ctx.cfg["model"]["name"], "modalities": ["audio"], "classes": ctx.classes,
+        "corpus": ctx.manifest.meta.get("corpus"), "manifest": str(ctx.manifest.path),
+        "scheme": ctx.folds[0].scheme, "name": ctx.cfg.get("name"),
+        "train_utt_per_s": float(np.mean([m["train_utt_per_s"] or 0 for m in fold_metrics])),
+        "wall_seconds": float(sum(m["wall_seconds"] for m in fold_metrics)),
+        "per_fold": [{"fold": m["fold"], "test_groups": m["test_groups"], "best_epoch": m["best_epoch"],
+                      **{k: m["test"][k] for k in HEADLINE}} for m in fold_metrics],
+    })
+    (ctx.run_dir / ("summary.json" if complete else "summary.partial.json")).write_text(json.dumps(summary, indent=2))
+    (ctx.run_dir / "results.md").write_text(results_markdown(summary))
+    plot_confusion(summary["confusion"], ctx.classes, ctx.run_dir / "confusion.png",
+                   f"{summary['model']}: all folds pooled")
+    return summary
+
+
+def results_markdown(summary: dict) -> str:
+    lines = [f"# {summary.get('name') or summary['model']}: {summary['corpus']}, {summary['n_folds']} speaker-independent folds"
+             f" ({summary['scheme']}){'' if summary['complete'] else ' (PARTIAL)'}", "",
+             "| fold | test | Macro-F1 | UA | WA | best epoch |", "|---|---|---|---|---|---|"]
+    for f in summary["per_fold"]:
+        lines.append(f"| {f['fold']} | {', '.join(f['test_groups'])[:40]} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")
+    lines.append("| **mean ± std** | | " + " | ".join(f"**{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}**" for k in HEADLINE) + " | |")
+    lines += ["", "| class | F1 (mean ± std) |", "|---|---|"]
+    lines += [f"| {c} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
+    return "\n".join(lines) + "\n"
