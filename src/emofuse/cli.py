@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
 
 from .errors import EmofuseError
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,7 +166,14 @@ def _quiet_warnings() -> None:
 def main(argv: list[str] | None = None) -> int:
     _quiet_warnings()
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # key.sub=value overrides may stand anywhere on the line, also after options.
+    overrides = [a for a in argv if _OVERRIDE.match(a)]
+    args = parser.parse_args([a for a in argv if not _OVERRIDE.match(a)])
+    if overrides:
+        if not hasattr(args, "overrides"):
+            parser.error(f"'{args.command}' takes no key=value overrides: {overrides}")
+        args.overrides = list(args.overrides) + overrides
     if not args.command:
         parser.print_help()
         return 0

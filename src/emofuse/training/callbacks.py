@@ -51,8 +51,8 @@ class EpochLog(L.Callback):
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
             return
         m = trainer.callback_metrics
         parts = [f"{k} {float(m[k]):.3f}" for k in ("train/loss", "val/loss", "val/macro_f1") if k in m]

@@ -1,0 +1,140 @@
+"""Log-mel module against librosa, batch-versus-item consistency, the feature cache, z-scoring."""
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from emofuse.audio import read_audio
+from emofuse.features import FeatureStore, FrontendConfig, LogMel, Normalize, fit_stats, mel_filterbank
+from emofuse.manifest import read_manifest
+
+from conftest import tone
+
+
+def librosa_logmel(y: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(y=y, sr=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length,
+                                         hop_length=cfg.hop_length, n_mels=cfg.n_mels, center=True, pad_mode="constant")
+    return librosa.power_to_db(mel, ref=1.0, amin=cfg.amin, top_db=cfg.top_db).T  # (T, n_mels)
+
+
+def speechlike(seconds=1.7, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tone(seconds, 16000, 180 + 40 * seed, seed=seed).astype(np.float64)
+    env = np.clip(np.sin(np.linspace(0, 9, x.size)) + 0.2, 0, None)
+    return x * env + 1e-3 * rng.normal(size=x.size)
+
+
+def test_filterbank_equals_librosa():
+    ours = mel_filterbank(16000, 512, 64)
+    ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64).T
+    assert np.abs(ours - ref).max() < 1e-8
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_logmel_matches_librosa_within_a_ten_thousandth_db(seed):
+    cfg = FrontendConfig()
+    y = speechlike(seed=seed)
+    ref = librosa_logmel(y, cfg)  # float64 reference
+    ours64, frames = LogMel(cfg)(torch.from_numpy(y)[None])
+    assert ours64.shape[1] == ref.shape[0] == cfg.n_frames(y.size) == int(frames[0])
+    assert np.abs(ours64[0].numpy() - ref).max() < 1e-4
+    ours32, _ = LogMel(cfg)(torch.from_numpy(y.astype(np.float32))[None])  # the cache's float32 path
+    assert ours32.dtype == torch.float32 and np.abs(ours32[0].numpy() - ref).max() < 1e-4
+
+
+def test_logmel_on_the_real_corpus_if_present():
+    from conftest import SHARED_RAVDESS
+
+    f = SHARED_RAVDESS / "Actor_01" / "03-01-05-02-01-01-01.flac"
+    if not f.is_file():
+        pytest.skip("RAVDESS not present")
+    y = read_audio(f)
+    ref = librosa_logmel(y.astype(np.float64), FrontendConfig())
+    assert np.abs(LogMel()(torch.from_numpy(y)[None])[0][0].numpy() - ref).max() < 1e-4
+
+
+def test_batch_equals_items_one_by_one():
+    cfg = FrontendConfig()
+    clips = [speechlike(s, seed=i).astype(np.float32) for i, s in enumerate((0.5, 1.3, 0.9))]
+    n = max(c.size for c in clips)
+    batch = torch.zeros(3, n)
+    for i, c in enumerate(clips):
+        batch[i, : c.size] = torch.from_numpy(c)
+    lengths = torch.tensor([c.size for c in clips])
+    module = LogMel(cfg)
+    out, frames = module(batch, lengths)
+    for i, c in enumerate(clips):
+        single, _ = module(torch.from_numpy(c)[None])
+        assert int(frames[i]) == single.shape[1]
+        assert torch.allclose(out[i, : frames[i]], single[0], atol=1e-5)
+        assert torch.all(out[i, frames[i]:] == out[i, : frames[i]].max() - cfg.top_db)  # floor past the end
+
+
+def test_filterbank_and_window_are_buffers():
+    names = {n for n, _ in LogMel().named_buffers()}
+    assert {"fb", "window"} <= names
+
+
+def test_resampling_and_downmix(tmp_path):
+    import soundfile as sf
+
+    x = tone(1.0, 48000, 300, channels=2)
+    sf.write(tmp_path / "a.wav", x, 48000)
+    y = read_audio(tmp_path / "a.wav")
+    assert y.dtype == np.float32 and y.ndim == 1 and abs(y.size - 16000) <= 1
+
+
+def test_cache_reuses_features_and_recomputes_on_new_settings(synth_manifest, tmp_path):
+    m = read_manifest(synth_manifest)
+    keys = m.df["audio_sha1"].tolist()
+    paths = [m.audio_path(p) for p in m.df["path"]]
+    store = FeatureStore(tmp_path / "cache")
+    assert store.ensure(keys, paths, workers=1, progress=False) == len(set(keys))
+    direct = LogMel()(torch.from_numpy(read_audio(paths[0]))[None])[0][0].numpy()
+    assert np.allclose(store.get(keys[0]), direct, atol=1e-5)
+    again = FeatureStore(tmp_path / "cache")  # a new process would do the same: read the index
+    assert again.ensure(keys, paths, workers=1, progress=False) == 0
+    assert isinstance(again.get(keys[0]).base, np.memmap) or isinstance(again.get(keys[0]), np.memmap)
+    other = FeatureStore(tmp_path / "cache", FrontendConfig(n_mels=40))
+    assert other.dir != store.dir and other.ensure(keys, paths, workers=1, progress=False) == len(set(keys))
+    assert other.get(keys[0]).shape[1] == 40
+
+
+def test_interrupted_cache_keeps_finished_shards(synth_manifest, tmp_path, monkeypatch):
+    import emofuse.features.store as store_mod
+
+    m = read_manifest(synth_manifest)
+    keys, paths = m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]]
+    monkeypatch.setattr(store_mod, "SHARD_UTTERANCES", 32)
+    calls = {"n": 0}
+    real = store_mod._extract_chunk
+
+    def flaky(args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(args)
+
+    monkeypatch.setattr(store_mod, "_extract_chunk", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        FeatureStore(tmp_path / "c").ensure(keys, paths, workers=1, progress=False)
+    monkeypatch.setattr(store_mod, "_extract_chunk", real)
+    resumed = FeatureStore(tmp_path / "c")
+    assert len(set(keys)) - len(resumed.missing(keys)) == 64  # the two finished shards survived
+    assert resumed.ensure(keys, paths, workers=1, progress=False) == len(set(keys)) - 64
+
+
+def test_zscore_uses_only_the_given_training_items(synth_manifest, tmp_path):
+    m = read_manifest(synth_manifest)
+    keys, paths = m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]]
+    store = FeatureStore(tmp_path / "cache")
+    store.ensure(keys, paths, workers=1, progress=False)
+    train = keys[:20]
+    mean, std = fit_stats(store, train)
+    frames = np.concatenate([store.get(k) for k in train])
+    assert np.allclose(mean, frames.mean(0), atol=1e-3) and np.allclose(std, frames.std(0), atol=1e-3)
+    assert not np.allclose(mean, fit_stats(store, keys[20:])[0], atol=1e-3)
+    x = torch.from_numpy(np.stack([store.get(train[0])[:50], store.get(train[1])[:50]]))
+    z = Normalize(mean, std)(x, torch.tensor([50, 30]))
+    assert torch.all(z[1, 30:] == 0) and abs(float(z[0].mean())) < 3
