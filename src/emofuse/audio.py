@@ -25,7 +25,7 @@ class AudioCheck:
     channels: int = 0
 
 
-# Reasons a clip is skipped; prepare's summary counts them under these names.
+# Reasons a clip is skipped; prepare counts them under these names.
 MISSING, UNREADABLE, EMPTY, SILENT, TOO_SHORT, NON_FINITE = (
     "missing audio", "unreadable audio", "empty audio", "silent audio", "too short", "non-finite samples",
 )

@@ -66,8 +66,3 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
-
-def format_table(summary: dict, name: str) -> str:
-    """One Markdown row set: metric, mean +/- std."""
-    lines = [f"| {name} | " + " | ".join(f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}" for k in HEADLINE) + " |"]
-    return "\n".join(lines)

@@ -8,7 +8,6 @@ file's relative path, size and modification time, plus the options) is stored in
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections import Counter
@@ -17,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import soundfile as sf
 from tqdm import tqdm
 
 from . import __version__
-from .audio import AudioCheck, inspect_audio_bytes
+from .audio import (EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, UNREADABLE, AudioCheck,
+                    inspect_audio_bytes)
 from .corpora import Candidate, Problem, get_corpus
-from .corpora.base import DUPLICATE_ID, EXCLUDED
+from .corpora.base import DUPLICATE_ID
 from .errors import EmofuseError
 from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
 
@@ -56,7 +55,7 @@ def _check_file(path: str) -> tuple[AudioCheck, str]:
     """Worker: read the file once, hash its bytes, check that it decodes to usable audio."""
     p = Path(path)
     if not p.is_file():
-        return AudioCheck("missing audio"), ""
+        return AudioCheck(MISSING), ""
     data = p.read_bytes()
     return inspect_audio_bytes(data), hashlib.sha1(data).hexdigest()
 
@@ -132,7 +131,7 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     rows = []
     for c, (check, sha1) in zip(kept, results):
         if check.problem is not None or check.duration < min_seconds:
-            reason = check.problem or "too short"
+            reason = check.problem or TOO_SHORT
             problems.append(Problem(reason, c.path, _fix_for(reason, check, min_seconds)))
             if strict:
                 raise EmofuseError(f"{problems[-1].line()} (--strict)")
@@ -160,10 +159,10 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
 
 def _fix_for(reason: str, check: AudioCheck, min_seconds: float) -> str:
     return {
-        "missing audio": "the labels name this file but it is not there; restore it or remove its label line",
-        "unreadable audio": "libsndfile cannot decode it; re-export it as WAV/FLAC or remove it",
-        "empty audio": "the file has no samples; re-export it or remove it",
-        "silent audio": "every sample is (near) zero; check the recording or remove it",
-        "non-finite samples": "the file holds NaN/inf samples; re-export it",
-        "too short": f"{check.duration:.3f}s is under the {min_seconds}s minimum (--min-seconds)",
+        MISSING: "the labels name this file but it is not there; restore it or remove its label line",
+        UNREADABLE: "libsndfile cannot decode it; re-export it as WAV/FLAC or remove it",
+        EMPTY: "the file has no samples; re-export it or remove it",
+        SILENT: "every sample is (near) zero; check the recording or remove it",
+        NON_FINITE: "the file holds NaN/inf samples; re-export it",
+        TOO_SHORT: f"{check.duration:.3f}s is under the {min_seconds}s minimum (--min-seconds)",
     }.get(reason, reason)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -187,7 +187,3 @@ def read_split(out_dir: Path) -> FoldSplit:
     return FoldSplit(int(audit["fold"]), audit["scheme"], audit["test_groups"], ids["train"], ids["val"], ids["test"],
                      audit["speakers"])
 
-
-def folds_summary(folds: list[FoldSplit]) -> list[dict]:
-    return [{k: v for k, v in asdict(f).items() if k not in ("train", "val", "test")} |
-            {"n_train": len(f.train), "n_val": len(f.val), "n_test": len(f.test)} for f in folds]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 import lightning as L
@@ -146,6 +145,3 @@ def class_weights(labels: list[int], n_classes: int) -> torch.Tensor:
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
     return torch.tensor(w / w[w > 0].mean() if (w > 0).any() else w, dtype=torch.float32)
 
-
-def steps_per_epoch(n_items: int, batch_size: int) -> int:
-    return max(1, math.floor(n_items / batch_size))
