@@ -1,4 +1,6 @@
-"""Every registered model: output shape, no NaN, gradients, and padding that never changes a prediction."""
+"""Every registered audio model: output shape, no NaN, gradients, and padding that never changes a prediction.
+
+(Text and fusion models have the same checks in test_text_and_fusion.py.)"""
 
 import pytest
 import torch
@@ -20,7 +22,7 @@ SMALL = {"resnet18": {"base_channels": 8}, "cnn_bilstm": {"channels": (8, 8, 16)
          "audio_transformer": {"dim": 32, "depth": 2, "heads": 2}}
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("audio", only=True))
 def test_shape_nan_and_backward(name):
     torch.manual_seed(0)
     model = create_model(name, n_mels=64, n_classes=5, **SMALL.get(name, {}))
@@ -34,7 +36,7 @@ def test_shape_nan_and_backward(name):
     assert emb.shape == (3, model.out_dim)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("audio", only=True))
 def test_padding_never_changes_a_prediction(name):
     torch.manual_seed(1)
     model = create_model(name, n_mels=64, n_classes=4, **SMALL.get(name, {})).eval()

@@ -68,14 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--val-speakers", type=int)
     q.add_argument("--seed", type=int, default=0)
 
-    q = add("features", "Compute and cache log-mel features for a manifest (cv does this too).", """
+    q = add("features", "Compute and cache log-mel features (and text embeddings) for a manifest (cv does this too).", """
         emofuse features data/ravdess8
         emofuse features data/ravdess8 features.n_mels=80
+        emofuse features data/iemocap4 --text
+        emofuse features data/iemocap4 --text text.encoder=~/models/bert-base-uncased
         """)
     q.add_argument("manifest")
     q.add_argument("--cache", help="cache folder (default: <manifest folder>/cache)")
     q.add_argument("--workers", type=int)
-    q.add_argument("overrides", nargs="*", help="features.KEY=VALUE settings")
+    q.add_argument("--text", action="store_true", help="also cache the frozen text encoder's token embeddings")
+    q.add_argument("overrides", nargs="*", help="features.KEY=VALUE and text.KEY=VALUE settings")
 
     for name, help_, ex in (
         ("cv", "Run every fold of a speaker-independent cross-validation and summarise it.", """
@@ -83,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
             emofuse cv cnn_bilstm data.manifest=data/iemocap4 train.max_epochs=50 --out runs/cnn_iemocap
             emofuse cv my_experiment.yaml data.manifest=data/ravdess8 --jobs 2
             emofuse cv resnet18 data.manifest=data/iemocap4 --devices 4 --strategy ddp
+            emofuse cv cross_attention data.manifest=data/iemocap4 text.encoder=~/models/bert-base-uncased
             """),
         ("train", "Train and evaluate one fold (into the same run folder that cv uses).", """
             emofuse train resnet18 --fold 0 data.manifest=data/ravdess8
@@ -91,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
             """),
     ):
         q = add(name, help_, ex)
-        q.add_argument("config", help="a config YAML, or a shipped experiment name (resnet18, cnn_bilstm, audio_transformer, demo)")
+        q.add_argument("config", help="a config YAML, or a shipped experiment name (resnet18, cnn_bilstm, audio_transformer, "
+                       "text_mlp, early_fusion, cross_attention, demo; see 'emofuse configs')")
         q.add_argument("overrides", nargs="*", help="KEY.SUB=VALUE config overrides (e.g. train.max_epochs=5)")
         q.add_argument("--out", help="run folder (default runs/<name>)")
         q.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
@@ -224,9 +229,19 @@ def _dispatch(args) -> int:
 
         cfg = apply_overrides(load_config("default"), args.overrides)
         m = read_manifest(args.manifest)
-        store = FeatureStore(args.cache or m.path.parent / "cache", frontend_config(cfg))
+        cache = args.cache or m.path.parent / "cache"
+        store = FeatureStore(cache, frontend_config(cfg))
         n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], workers=args.workers)
         print(f"{store.dir}: {n} utterances computed, {len(m.df) - n} already cached")
+        if args.text:
+            from .text import TextConfig, TextStore
+            from .training.run import transcripts
+
+            text_cfg = TextConfig.from_dict(cfg.get("text"))
+            texts = transcripts(m, text_cfg)
+            tstore = TextStore(cache, text_cfg)
+            n = tstore.ensure(texts)
+            print(f"{tstore.dir}: {n} distinct texts encoded, {len(set(texts)) - n} already cached")
         return 0
     if args.command in ("cv", "train"):
         from .training.run import open_run, run_cv, train_fold
@@ -252,9 +267,9 @@ def _dispatch(args) -> int:
 
         return run_demo(Path(args.out), args.overwrite, args.overrides)
     if args.command == "models":
-        from .models import list_models
+        from .models import list_models, model_modalities
 
-        print("\n".join(list_models()))
+        print("\n".join(f"{n:<20} {' + '.join(model_modalities(n))}" for n in list_models()))
         return 0
     if args.command == "configs":
         from .config import list_configs

@@ -1,31 +1,23 @@
 """Feature cache: log-mel features keyed by audio content, one folder per front-end setting.
 
-Layout under the cache root::
-
-    logmel-<settings hash>/settings.json
-    logmel-<settings hash>/shard-00000.npy      (frames, n_mels) float32, many utterances end to end
-    logmel-<settings hash>/shard-00000.csv      key, offset, frames   (key = sha1 of the audio file)
-
-Shards are written whole to a temporary name and renamed, so an interrupted run keeps every
-finished shard and the next run computes only what is missing. Reads are memory-mapped:
-a training process touches only the frames it uses, and never holds the corpus in memory.
+Layout under the cache root: ``logmel-<settings hash>/`` holds ``settings.json`` and shards of
+(frames, n_mels) float32 keyed by the sha1 of the audio file (see ``emofuse.shards``). An
+interrupted run keeps every finished shard; reads are memory-mapped.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
 from ..audio import read_audio
-from ..errors import EmofuseError
+from ..shards import ShardedArrays
 from .logmel import FrontendConfig, LogMel
 
 SHARD_UTTERANCES = 256
@@ -54,7 +46,7 @@ def _extract_chunk(args: tuple[list[str], FrontendConfig]) -> list[np.ndarray]:
 
 
 class FeatureStore:
-    """Content-keyed, memory-mapped log-mel features.
+    """Content-keyed, memory-mapped log-mel features (one ``ShardedArrays`` folder per setting).
 
     Args:
         cache_root: the cache folder (shared by every corpus and run).
@@ -63,45 +55,21 @@ class FeatureStore:
 
     def __init__(self, cache_root: str | Path, cfg: FrontendConfig = FrontendConfig()) -> None:
         self.cfg = cfg
-        self.dir = Path(cache_root) / f"logmel-{cfg.key()}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        settings = self.dir / "settings.json"
-        if not settings.exists():
-            settings.write_text(json.dumps(asdict(cfg), indent=2))
-        self._index: dict[str, tuple[int, int, int]] = {}
-        self._arrays: dict[int, np.ndarray] = {}
-        self._load_index()
-
-    def _load_index(self) -> None:
-        self._index.clear()
-        for csv in sorted(self.dir.glob("shard-*.csv")):
-            shard = int(csv.stem.split("-")[1])
-            if not (self.dir / f"shard-{shard:05d}.npy").exists():
-                continue
-            table = pd.read_csv(csv, dtype={"key": str})
-            for key, off, n in zip(table["key"], table["offset"], table["frames"]):
-                self._index[key] = (shard, int(off), int(n))
+        self.arrays = ShardedArrays(Path(cache_root) / f"logmel-{cfg.key()}", asdict(cfg), "features for audio")
+        self.dir = self.arrays.dir
 
     def __contains__(self, key: str) -> bool:
-        return key in self._index
+        return key in self.arrays
 
     def missing(self, keys: list[str]) -> list[str]:
-        return [k for k in dict.fromkeys(keys) if k not in self._index]
+        return self.arrays.missing(keys)
 
     def frames(self, key: str) -> int:
-        return self._index[key][2]
+        return self.arrays.rows(key)
 
     def get(self, key: str) -> np.ndarray:
         """(T, n_mels) float32 view (memory-mapped; copy before writing to it)."""
-        try:
-            shard, off, n = self._index[key]
-        except KeyError:
-            raise EmofuseError(f"features for audio {key[:12]}... are not in {self.dir}; run feature extraction first") from None
-        arr = self._arrays.get(shard)
-        if arr is None:
-            arr = np.load(self.dir / f"shard-{shard:05d}.npy", mmap_mode="r")
-            self._arrays[shard] = arr
-        return arr[off: off + n]
+        return self.arrays.get(key)
 
     def ensure(self, keys: list[str], paths: list[str | Path], workers: int | None = None, progress: bool = True) -> int:
         """Compute and store features for every key not yet cached.
@@ -116,12 +84,12 @@ class FeatureStore:
         """
         todo: dict[str, str] = {}
         for k, p in zip(keys, paths):
-            if k not in self._index and k not in todo:
+            if k not in self.arrays and k not in todo:
                 todo[k] = str(p)
         if not todo:
             return 0
         items = list(todo.items())
-        next_shard = 1 + max((int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.npy")), default=-1)
+        next_shard = self.arrays.next_shard()
         workers = workers or min(8, os.cpu_count() or 1)
         chunk = 32
         jobs = [([p for _, p in items[i:i + chunk]], self.cfg) for i in range(0, len(items), chunk)]
@@ -136,26 +104,13 @@ class FeatureStore:
                 pending.extend(feats)
                 bar.update(len(feats))
                 if len(pending) >= SHARD_UTTERANCES:
-                    self._write_shard(next_shard, pending_keys, pending)
+                    self.arrays.write_shard(next_shard, pending_keys, pending)
                     next_shard += 1
                     pending_keys, pending = [], []
             if pending:
-                self._write_shard(next_shard, pending_keys, pending)
+                self.arrays.write_shard(next_shard, pending_keys, pending)
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
             bar.close()
         return len(items)
-
-    def _write_shard(self, shard: int, keys: list[str], feats: list[np.ndarray]) -> None:
-        lengths = [len(f) for f in feats]
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
-        npy = self.dir / f"shard-{shard:05d}.npy"
-        tmp = self.dir / f".shard-{shard:05d}.tmp.npy"
-        np.save(tmp, np.concatenate(feats, axis=0).astype(np.float32))
-        tmp.replace(npy)
-        csv_tmp = self.dir / f".shard-{shard:05d}.tmp.csv"
-        pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
-        csv_tmp.replace(self.dir / f"shard-{shard:05d}.csv")
-        for k, off, n in zip(keys, offsets, lengths):
-            self._index[k] = (shard, int(off), int(n))

@@ -52,3 +52,25 @@ def sinusoidal(positions: int, dim: int, device: torch.device | None = None) -> 
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div[: dim // 2])
     return pe
+
+
+def valid_mask(seq: torch.Tensor, lengths_or_mask: torch.Tensor) -> torch.Tensor:
+    """An audio encoder's second output -> (B, S) bool validity: (B,) lengths or a (B, S) mask."""
+    if lengths_or_mask.dim() == 1:
+        return lengths_to_mask(lengths_or_mask, seq.shape[1])
+    return lengths_or_mask.bool()
+
+
+def mask_mean(seq: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, S, D), (B, S) bool -> (B, D): mean over valid steps only."""
+    w = valid.to(seq.dtype)
+    return (seq * w[:, :, None]).sum(1) / w.sum(1, keepdim=True).clamp(min=1.0)
+
+
+def pool_text(tokens: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Token embeddings (B, L, D) with (B,) token counts -> (B, D): ``cls`` (row 0) or ``mean`` (valid tokens)."""
+    if pooling == "cls":
+        return tokens[:, 0]
+    if pooling == "mean":
+        return masked_mean(tokens, lengths)
+    raise ValueError(f"text pooling must be 'cls' or 'mean', not {pooling!r}")

@@ -13,49 +13,76 @@ from ..features import FeatureStore
 
 
 class FeatureDataset(Dataset):
-    """Utterances of one part of a fold, read from the memory-mapped store by content key.
+    """Utterances of one part of a fold, read from the memory-mapped caches by content key.
 
     Args:
-        store: the feature store.
+        store: the audio feature store, or None for a text-only model (no audio is read).
         keys: content keys (audio sha1) of the items, in a fixed order.
         labels: class indices, one per key.
         crop_frames: training items longer than this are cropped to a random window (None: never).
         max_frames: evaluation items longer than this keep their first ``max_frames`` frames.
         train: random crops when True; deterministic reads otherwise.
+        text_store, text_keys: the text embedding cache and each item's text key (text models).
 
     Items:
-        (features (T, F) float32 tensor, label, index into this dataset)
+        dict with ``x`` (T, F) float32 log-mel (audio models), ``text`` (L, D) float32 token
+        embeddings (text models), ``y`` the label and ``index`` the position in this dataset.
     """
 
-    def __init__(self, store: FeatureStore, keys: list[str], labels: list[int], crop_frames: int | None = None,
-                 max_frames: int | None = None, train: bool = False, seed: int = 0) -> None:
+    def __init__(self, store: FeatureStore | None, keys: list[str], labels: list[int], crop_frames: int | None = None,
+                 max_frames: int | None = None, train: bool = False, seed: int = 0, text_store=None,
+                 text_keys: list[str] | None = None) -> None:
         self.store, self.keys, self.labels = store, list(keys), list(labels)
         self.crop, self.max_frames, self.train = crop_frames, max_frames, train
+        self.text_store, self.text_keys = text_store, list(text_keys or [])
+        if store is None and text_store is None:
+            raise ValueError("a dataset needs audio features, text embeddings, or both")
+        if text_store is not None and len(self.text_keys) != len(self.keys):
+            raise ValueError("text_keys must give one text key per item")
         self.rng = np.random.default_rng(seed)
-        full = np.array([store.frames(k) for k in self.keys], dtype=np.int64)
-        limit = crop_frames if train else max_frames
-        self.lengths = np.minimum(full, limit) if limit else full
-        self.full_lengths = full
+        if store is not None:
+            full = np.array([store.frames(k) for k in self.keys], dtype=np.int64)
+            limit = crop_frames if train else max_frames
+            self.lengths = np.minimum(full, limit) if limit else full
+            self.full_lengths = full
+        else:  # text only: bucket by token count
+            self.lengths = self.full_lengths = np.array([text_store.tokens(k) for k in self.text_keys], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        feats = self.store.get(self.keys[i])
-        n = int(self.lengths[i])
-        start = 0
-        if self.train and self.full_lengths[i] > n:
-            start = int(self.rng.integers(0, self.full_lengths[i] - n + 1))
-        return torch.from_numpy(np.array(feats[start:start + n], dtype=np.float32)), self.labels[i], i
+    def __getitem__(self, i: int) -> dict:
+        item: dict = {"y": self.labels[i], "index": i}
+        if self.store is not None:
+            feats = self.store.get(self.keys[i])
+            n = int(self.lengths[i])
+            start = 0
+            if self.train and self.full_lengths[i] > n:
+                start = int(self.rng.integers(0, self.full_lengths[i] - n + 1))
+            item["x"] = torch.from_numpy(np.array(feats[start:start + n], dtype=np.float32))
+        if self.text_store is not None:
+            item["text"] = torch.from_numpy(np.array(self.text_store.get(self.text_keys[i]), dtype=np.float32))
+        return item
 
 
-def collate(batch: list[tuple[torch.Tensor, int, int]]) -> dict[str, torch.Tensor]:
-    """Pad to the longest item. Returns x (B, T, F), lengths (B,), y (B,), index (B,)."""
-    lengths = torch.tensor([b[0].shape[0] for b in batch], dtype=torch.long)
-    x = torch.zeros(len(batch), int(lengths.max()), batch[0][0].shape[1])
-    for i, (f, _, _) in enumerate(batch):
-        x[i, : f.shape[0]] = f
-    return {"x": x, "lengths": lengths, "y": torch.tensor([b[1] for b in batch]), "index": torch.tensor([b[2] for b in batch])}
+def pad_sequences(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n_i, D) tensors -> zero-padded (B, max n, D) and (B,) lengths."""
+    lengths = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
+    out = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1])
+    for i, s in enumerate(seqs):
+        out[i, : s.shape[0]] = s
+    return out, lengths
+
+
+def collate(batch: list[dict]) -> dict[str, torch.Tensor]:
+    """Pad to the longest item. Returns y (B,), index (B,), and x (B, T, F) + lengths (B,)
+    and/or text (B, L, D) + text_lengths (B,), as the items carry them."""
+    out = {"y": torch.tensor([b["y"] for b in batch]), "index": torch.tensor([b["index"] for b in batch])}
+    if "x" in batch[0]:
+        out["x"], out["lengths"] = pad_sequences([b["x"] for b in batch])
+    if "text" in batch[0]:
+        out["text"], out["text_lengths"] = pad_sequences([b["text"] for b in batch])
+    return out
 
 
 class BucketBatchSampler(Sampler[list[int]]):

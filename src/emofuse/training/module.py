@@ -8,15 +8,16 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from ..features import Normalize
-from ..models import create_model
+from ..models import create_model, model_modalities
 
 
 class EmotionModule(L.LightningModule):
-    """Trains a registered model on z-scored log-mel batches.
+    """Trains a registered model on z-scored log-mel batches, text embeddings, or both.
 
     Args:
-        model_name: a registered model name.
-        model_kwargs: its constructor arguments (``n_mels`` and ``n_classes`` are filled in).
+        model_name: a registered model name; its modalities decide which batch fields it gets.
+        model_kwargs: its constructor arguments (``n_classes``, and ``n_mels`` / ``text_dim``
+            for models that read audio / text, are filled in).
         classes: class names in index order.
         n_mels: feature bands.
         mean, std: (n_mels,) normalisation statistics from the fold's training items.
@@ -27,17 +28,25 @@ class EmotionModule(L.LightningModule):
         class_weights: (n_classes,) loss weights, or None.
         label_smoothing: cross-entropy label smoothing.
         frontend: front-end settings, stored so a checkpoint alone can be used on new audio.
+        text_dim: the text encoder's hidden size (text and fusion models).
+        text: text settings (encoder, max_tokens), stored for the same reason.
     """
 
     def __init__(self, model_name: str, model_kwargs: dict, classes: list[str], n_mels: int,
                  mean: list[float] | None = None, std: list[float] | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-2, scheduler: str = "cosine", warmup_epochs: int = 0, max_epochs: int = 30,
                  class_weights: list[float] | None = None, label_smoothing: float = 0.0,
-                 frontend: dict | None = None) -> None:
+                 frontend: dict | None = None, text_dim: int | None = None, text: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["mean", "std"])
         n = len(classes)
-        self.model = create_model(model_name, n_mels=n_mels, n_classes=n, **model_kwargs)
+        self.modalities = model_modalities(model_name)
+        sizes: dict = {"n_mels": n_mels} if "audio" in self.modalities else {}
+        if "text" in self.modalities:
+            if text_dim is None:
+                raise ValueError(f"model {model_name!r} reads text: text_dim is required")
+            sizes["text_dim"] = int(text_dim)
+        self.model = create_model(model_name, n_classes=n, **sizes, **model_kwargs)
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
@@ -46,12 +55,24 @@ class EmotionModule(L.LightningModule):
         self.val_ua = MulticlassRecall(n, average="macro")
         self.val_wa = MulticlassAccuracy(n, average="micro")
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Raw log-mel (B, T, F) and (B,) lengths -> logits (B, n_classes)."""
-        return self.model(self.norm(x, lengths), lengths)
+    def forward(self, x: torch.Tensor | None = None, lengths: torch.Tensor | None = None, text: torch.Tensor | None = None,
+                text_lengths: torch.Tensor | None = None, **extra) -> torch.Tensor:
+        """Raw log-mel x (B, T, F) with (B,) lengths, and/or token embeddings text (B, L, D) with
+        (B,) text_lengths -> logits (B, n_classes). ``extra`` goes to the model (e.g. return_attention)."""
+        inputs: dict = {}
+        if "audio" in self.modalities:
+            inputs.update(x=self.norm(x, lengths), lengths=lengths)
+        if "text" in self.modalities:
+            inputs.update(text=text, text_lengths=text_lengths)
+        return self.model(**inputs, **extra)
+
+    @staticmethod
+    def inputs(batch: dict) -> dict:
+        """The model inputs of a collated batch (labels and indices left out)."""
+        return {k: batch[k] for k in ("x", "lengths", "text", "text_lengths") if k in batch}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["x"], batch["lengths"])
+        logits = self(**self.inputs(batch))
         loss = self.loss_fn(logits, batch["y"])
         acc = (logits.argmax(1) == batch["y"]).float().mean()
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
@@ -59,7 +80,7 @@ class EmotionModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["x"], batch["lengths"])
+        logits = self(**self.inputs(batch))
         loss = nn.functional.cross_entropy(logits, batch["y"])
         pred = logits.argmax(1)
         self.val_f1.update(pred, batch["y"])

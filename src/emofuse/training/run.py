@@ -36,12 +36,14 @@ from ..errors import EmofuseError
 from ..features import FeatureStore, FrontendConfig, fit_stats
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
+from ..models import model_modalities
+from ..text import TextConfig, TextStore, text_key
 from ..splits import FoldSplit, make_folds, read_split, write_split
 from .data import FeatureDataset, FoldDataModule, class_weights, collate, BucketBatchSampler
 
 # Keys that change how a run executes, not what it computes: a resumed run may change them.
 EXECUTION_KEYS = {("train", "devices"), ("train", "num_nodes"), ("train", "strategy"), ("train", "accelerator"),
-                  ("data", "num_workers"), ("data", "feature_workers"), ("train", "progress_bar")}
+                  ("data", "num_workers"), ("data", "feature_workers"), ("train", "progress_bar"), ("text", "batch_size")}
 
 
 def is_primary_process() -> bool:
@@ -56,10 +58,31 @@ class RunContext:
     manifest: Manifest
     store: FeatureStore
     folds: list[FoldSplit]
+    modalities: tuple[str, ...] = ("audio",)
+    text_store: TextStore | None = None
+    text_keys: dict[str, str] | None = None  # utt_id -> text cache key
 
     @property
     def classes(self) -> list[str]:
         return self.manifest.classes
+
+
+def transcripts(manifest: Manifest, cfg: TextConfig) -> list[str]:
+    """The manifest's transcripts for the text branch, one per row, after the ``text.missing`` rule.
+
+    Raises:
+        EmofuseError: the column is absent, or (with ``text.missing=error``) some rows are empty.
+    """
+    df = manifest.df
+    if cfg.column not in df.columns:
+        raise EmofuseError(f"{manifest.path}: no column {cfg.column!r} for text.column; "
+                           f"columns are {list(df.columns)} (ASR text comes from 'emofuse transcribe')")
+    texts = df[cfg.column].fillna("").astype(str).str.strip()
+    empty = df["utt_id"][texts == ""].tolist()
+    if empty and cfg.missing == "error":
+        raise EmofuseError(f"{manifest.path}: {len(empty)} utterances have no transcript in column {cfg.column!r} (first: "
+                           f"{empty[0]}); add the transcripts, or set text.missing=empty to encode them as empty text")
+    return texts.tolist()
 
 
 def frontend_config(cfg: dict) -> FrontendConfig:
@@ -113,13 +136,25 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
         tmp.replace(cfg_path)
 
     manifest = read_manifest(cfg["data"]["manifest"])
+    modalities = model_modalities(cfg["model"]["name"])
     cache = cfg["data"].get("cache_dir") or (manifest.path.parent / "cache")
     store = FeatureStore(cache, frontend_config(cfg))
     keys = manifest.df["audio_sha1"].tolist()
-    if primary:
-        store.ensure(keys, [manifest.audio_path(p) for p in manifest.df["path"]], workers=cfg["data"].get("feature_workers"))
-    elif store.missing(keys):
-        raise EmofuseError(f"{store.dir}: features missing in a worker process; run the command once without DDP to cache them")
+    text_store, text_keys = None, None
+    if "text" in modalities:  # checked before any audio work, so a missing transcript fails fast
+        text_cfg = TextConfig.from_dict(cfg.get("text"))
+        texts = transcripts(manifest, text_cfg)
+        text_store = TextStore(cache, text_cfg)
+        text_keys = dict(zip(manifest.df["utt_id"], (text_key(t) for t in texts)))
+        if primary:
+            text_store.ensure(texts)
+        elif text_store.missing(list(text_keys.values())):
+            raise EmofuseError(f"{text_store.dir}: text embeddings missing in a worker process; run once without DDP to cache them")
+    if "audio" in modalities:
+        if primary:
+            store.ensure(keys, [manifest.audio_path(p) for p in manifest.df["path"]], workers=cfg["data"].get("feature_workers"))
+        elif store.missing(keys):
+            raise EmofuseError(f"{store.dir}: features missing in a worker process; run the command once without DDP to cache them")
 
     cv = cfg["cv"]
     fold_dirs = sorted(run_dir.glob("fold_*/split.csv"))
@@ -130,11 +165,12 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
                            cv.get("val_speakers"), int(cv.get("seed", 0)))
         if primary:
             audits = [write_split(f, manifest.df, run_dir / f"fold_{f.fold}") for f in folds]
-            write_run_audit(run_dir, cfg, audits)
-    return RunContext(cfg, run_dir, manifest, store, folds)
+            write_run_audit(run_dir, cfg, audits, modalities, text_store)
+    return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys)
 
 
-def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict]) -> None:
+def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tuple[str, ...] = ("audio",),
+                    text_store: TextStore | None = None) -> None:
     record = {
         "passed": all(a["passed"] for a in audits),
         "folds": [{"fold": a["fold"], "passed": a["passed"], "test_groups": a["test_groups"], "counts": a["counts"],
@@ -145,7 +181,11 @@ def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict]) -> None:
             "model_selection": f"early stopping and checkpoint choice on the validation speakers ({cfg['train'].get('monitor', 'val/macro_f1')})",
             "test_fold": "read once, after training, with the selected checkpoint",
             "augmentation": "none in this run",
+            "text": ("not used" if text_store is None else
+                     f"frozen encoder {Path(str(text_store.dir)).name} (never trained); token embeddings computed once per "
+                     "distinct transcript, the same for every fold, and no label reaches the encoder"),
         },
+        "modalities": list(modalities),
     }
     (run_dir / "audit.json").write_text(json.dumps(record, indent=2))
 
@@ -160,10 +200,12 @@ def _datasets(ctx: RunContext, split: FoldSplit) -> dict[str, FeatureDataset]:
     out = {}
     for part, ids in split.parts().items():
         rows = df.loc[ids]
-        out[part] = FeatureDataset(ctx.store, rows["audio_sha1"].tolist(), [cls[x] for x in rows["label"]],
+        out[part] = FeatureDataset(ctx.store if "audio" in ctx.modalities else None, rows["audio_sha1"].tolist(),
+                                   [cls[x] for x in rows["label"]],
                                    crop_frames=int(crop / hop) if crop else None,
                                    max_frames=int(max_eval / hop) if max_eval else None,
-                                   train=part == "train", seed=seed)
+                                   train=part == "train", seed=seed, text_store=ctx.text_store,
+                                   text_keys=[ctx.text_keys[u] for u in ids] if ctx.text_keys else None)
     return out
 
 
@@ -199,19 +241,22 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     seed = int(cfg.get("seed", 0)) + k
     L.seed_everything(seed, workers=True, verbose=False)
     datasets = _datasets(ctx, split)
-    mean, std = fit_stats(ctx.store, datasets["train"].keys)
-    if is_primary_process():
-        (fold_dir / "norm.json").write_text(json.dumps({"fitted_on": "train", "items": len(datasets["train"]),
-                                                         "mean": mean.tolist(), "std": std.tolist()}))
+    mean = std = None
+    if "audio" in ctx.modalities:
+        mean, std = (a.tolist() for a in fit_stats(ctx.store, datasets["train"].keys))
+        if is_primary_process():
+            (fold_dir / "norm.json").write_text(json.dumps({"fitted_on": "train", "items": len(datasets["train"]),
+                                                             "mean": mean, "std": std}))
     n_classes = len(ctx.classes)
     weights = class_weights(datasets["train"].labels, n_classes).tolist() if tr.get("class_weights", True) else None
     model_cfg = dict(cfg["model"])
     model_name = model_cfg.pop("name")
-    module = EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.cfg.n_mels, mean.tolist(), std.tolist(),
+    module = EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.cfg.n_mels, mean, std,
                            lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]), scheduler=tr["scheduler"],
                            warmup_epochs=int(tr.get("warmup_epochs", 0)), max_epochs=int(tr["max_epochs"]),
                            class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
-                           frontend=asdict(ctx.store.cfg))
+                           frontend=asdict(ctx.store.cfg), text_dim=ctx.text_store.dim if ctx.text_store else None,
+                           text=asdict(ctx.text_store.cfg) if ctx.text_store else None)
     dm = FoldDataModule(datasets, int(cfg["data"]["batch_size"]), int(cfg["data"].get("num_workers", 0)), seed)
     monitor = tr.get("monitor", "val/macro_f1")
     mode = "min" if monitor.endswith("loss") else "max"
@@ -245,7 +290,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
     best_module = EmotionModule.load_from_checkpoint(best, map_location=device).eval()
     result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
-              "checkpoint": best.relative_to(ctx.run_dir).as_posix(),
+              "checkpoint": best.resolve().relative_to(ctx.run_dir.resolve()).as_posix(),
               "best_epoch": _ckpt_epoch(best), "epochs_trained": trainer.current_epoch,
               "best_val_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
               "monitor": monitor, "wall_seconds": round(time.time() - t0, 2), **throughput.report()}
@@ -278,7 +323,7 @@ def predict_probs(module, dataset: FeatureDataset, batch_size: int, device: torc
     sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
     for idx in sampler:
         batch = collate([dataset[i] for i in idx])
-        logits = module(batch["x"].to(device), batch["lengths"].to(device)).float()
+        logits = module(**{k: v.to(device) for k, v in module.inputs(batch).items()}).float()
         out[batch["index"].numpy()] = torch.softmax(logits, 1).cpu().numpy()
     return out
 
@@ -349,7 +394,8 @@ def summarize_run(ctx: RunContext) -> dict | None:
     summary = summarize([m["test"] for m in fold_metrics], ctx.classes)
     summary.update({
         "complete": complete, "folds_done": [m["fold"] for m in fold_metrics], "n_folds": len(ctx.folds),
-        "model": ctx.cfg["model"]["name"], "modalities": ["audio"], "classes": ctx.classes,
+        "model": ctx.cfg["model"]["name"], "modalities": list(ctx.modalities),
+        "text_encoder": ctx.text_store.cfg.encoder if ctx.text_store else None, "classes": ctx.classes,
         "corpus": ctx.manifest.meta.get("corpus"), "manifest": str(ctx.manifest.path),
         "scheme": ctx.folds[0].scheme, "name": ctx.cfg.get("name"),
         "train_utt_per_s": float(np.mean([m["train_utt_per_s"] or 0 for m in fold_metrics])),
@@ -367,6 +413,8 @@ def summarize_run(ctx: RunContext) -> dict | None:
 def results_markdown(summary: dict) -> str:
     lines = [f"# {summary.get('name') or summary['model']}: {summary['corpus']}, {summary['n_folds']} speaker-independent folds"
              f" ({summary['scheme']}){'' if summary['complete'] else ' (PARTIAL)'}", "",
+             f"Model `{summary['model']}`, modalities: {' + '.join(summary.get('modalities', ['audio']))}"
+             + (f" (text encoder: {summary['text_encoder']})" if summary.get("text_encoder") else ""), "",
              "| fold | test | Macro-F1 | UA | WA | best epoch |", "|---|---|---|---|---|---|"]
     for f in summary["per_fold"]:
         lines.append(f"| {f['fold']} | {', '.join(f['test_groups'])[:40]} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")

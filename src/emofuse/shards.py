@@ -1,0 +1,96 @@
+"""Content-keyed arrays in memory-mapped shards: the storage under the audio and text caches.
+
+Layout of one cache folder::
+
+    settings.json                  what the arrays were computed with (names the folder)
+    shard-00000.npy                (rows, dim) float32, many items end to end
+    shard-00000.csv                key, offset, frames   (rows of each item)
+
+A shard is written whole under a temporary name and renamed, so an interrupted run keeps every
+finished shard and the next one computes only what is missing. Reads are memory-mapped: a
+process touches only the rows it uses and never holds the corpus in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import EmofuseError
+
+
+class ShardedArrays:
+    """Variable-length (rows, dim) float32 arrays by key, in one folder.
+
+    Args:
+        folder: the cache folder (created).
+        settings: written to ``settings.json`` the first time, for people reading the cache.
+        what: how errors name an item ("features for audio", "text embeddings for").
+    """
+
+    def __init__(self, folder: str | Path, settings: dict, what: str = "item") -> None:
+        self.dir = Path(folder)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.what = what
+        path = self.dir / "settings.json"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(settings, indent=2))
+            tmp.replace(path)
+        self._index: dict[str, tuple[int, int, int]] = {}
+        self._arrays: dict[int, np.ndarray] = {}
+        for csv in sorted(self.dir.glob("shard-*.csv")):
+            shard = int(csv.stem.split("-")[1])
+            if not (self.dir / f"shard-{shard:05d}.npy").exists():
+                continue
+            table = pd.read_csv(csv, dtype={"key": str})
+            for key, off, n in zip(table["key"], table["offset"], table["frames"]):
+                self._index[key] = (shard, int(off), int(n))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def missing(self, keys: list[str]) -> list[str]:
+        """Keys not stored yet, first occurrence order, without repeats."""
+        return [k for k in dict.fromkeys(keys) if k not in self._index]
+
+    def rows(self, key: str) -> int:
+        return self._index[key][2]
+
+    def get(self, key: str) -> np.ndarray:
+        """(rows, dim) float32 view (memory-mapped; copy before writing to it)."""
+        try:
+            shard, off, n = self._index[key]
+        except KeyError:
+            raise EmofuseError(f"{self.what} {key[:12]}... not in {self.dir}; compute the cache first") from None
+        arr = self._arrays.get(shard)
+        if arr is None:
+            arr = np.load(self.dir / f"shard-{shard:05d}.npy", mmap_mode="r")
+            self._arrays[shard] = arr
+        return arr[off: off + n]
+
+    def next_shard(self) -> int:
+        return 1 + max((int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.npy")), default=-1)
+
+    def write_shard(self, shard: int, keys: list[str], arrays: list[np.ndarray]) -> None:
+        """Store ``arrays`` (each (rows_i, dim)) as one shard, atomically."""
+        lengths = [len(a) for a in arrays]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+        npy = self.dir / f"shard-{shard:05d}.npy"
+        tmp = self.dir / f".shard-{shard:05d}.tmp.npy"
+        np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32))
+        tmp.replace(npy)
+        csv_tmp = self.dir / f".shard-{shard:05d}.tmp.csv"
+        pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
+        csv_tmp.replace(self.dir / f"shard-{shard:05d}.csv")
+        for k, off, n in zip(keys, offsets, lengths):
+            self._index[k] = (shard, int(off), int(n))
