@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--sample-rate", type=int, default=16000)
     q.add_argument("--seed", type=int, default=0)
 
+    q = add("synth-noise", "Write a small synthetic noise bank in the MUSAN layout (for augment.noise_dir).", """
+        emofuse synth-noise /tmp/noise
+        emofuse cv resnet18_augment data.manifest=data/ravdess8 augment.noise_dir=/tmp/noise
+        """)
+    q.add_argument("out")
+    q.add_argument("--per-kind", type=int, default=4, help="files per sub-folder (noise, music, speech)")
+    q.add_argument("--seed", type=int, default=0)
+
     q = add("folds", "Write speaker-independent folds and their leakage audit for a manifest.", """
         emofuse folds data/ravdess8 --out folds/ravdess8
         emofuse folds data/iemocap4 --out folds/iemocap4 --scheme session
@@ -220,6 +228,12 @@ def _dispatch(args) -> int:
             print(f"fold {f.fold}: test {', '.join(f.test_groups)} | train {audit['counts']['train']}, "
                   f"val {audit['counts']['val']}, test {audit['counts']['test']} | audit {'passed' if audit['passed'] else 'FAILED'}")
         print(f"wrote {args.out}/fold_*/split.csv and audit.json")
+        return 0
+    if args.command == "synth-noise":
+        from .synth import make_noise_folder
+
+        counts = make_noise_folder(args.out, args.per_kind, seed=args.seed)
+        print(f"wrote {sum(counts.values())} files to {args.out} ({', '.join(f'{k}/: {v}' for k, v in counts.items())})")
         return 0
     if args.command == "features":
         from .config import apply_overrides, load_config

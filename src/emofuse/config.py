@@ -113,11 +113,11 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
-def load_config(name: str | Path, overrides: list[str] | None = None) -> dict:
-    """Resolve a config: its defaults, its own keys, then the overrides."""
+def load_config(name: str | Path, overrides: list[str] | None = None, check: bool = True) -> dict:
+    """Resolve a config: its defaults, its own keys, then the overrides (``check``: require the main groups)."""
     cfg = _load(find_config(name))
     cfg = apply_overrides(cfg, overrides or [])
-    for group in ("data", "features", "model", "train", "cv"):
+    for group in ("data", "features", "model", "train", "cv") if check else ():
         if not isinstance(cfg.get(group), dict):
             raise EmofuseError(f"config {name}: the group {group!r} is missing; start the file with 'defaults: [default]'")
     return cfg

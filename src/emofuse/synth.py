@@ -138,3 +138,39 @@ def make_synthetic_corpus(out: str | Path, spec: SynthSpec = SynthSpec()) -> dic
     info = {"utterances": n_utts, "labels": counts, "spec": spec.__dict__}
     (out / "SYNTHETIC.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def make_noise_folder(out: str | Path, per_kind: int = 4, seconds: float = 6.0, sample_rate: int = 16000, seed: int = 0) -> dict:
+    """A small synthetic noise bank in the MUSAN layout (``noise/``, ``music/``, ``speech/``).
+
+    For demos and tests where MUSAN is not at hand: coloured noise with hum (noise), chord
+    sequences (music), and babble of three synthetic talkers (speech). Real experiments
+    should point ``augment.noise_dir`` at MUSAN or recorded noise.
+    """
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    counts = {}
+    for kind in ("noise", "music", "speech"):
+        (out / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_kind):
+            if kind == "noise":
+                spec = np.fft.rfft(rng.standard_normal(n))
+                f = np.maximum(np.arange(len(spec)), 1.0)
+                x = np.fft.irfft(spec / f ** rng.uniform(0.0, 1.0), n) + 0.3 * np.sin(2 * np.pi * rng.choice([50, 60]) * t)
+            elif kind == "music":
+                x = np.zeros(n)
+                step = int(sample_rate * rng.uniform(0.4, 0.8))
+                for s in range(0, n, step):
+                    root = 110 * 2 ** (rng.integers(0, 12) / 12)
+                    seg = t[: min(step, n - s)]
+                    x[s:s + len(seg)] = sum(np.sin(2 * np.pi * root * r * seg) for r in (1, 1.26, 1.5, 2)) * np.exp(-seg * 2)
+            else:
+                x = sum(_voice(rng, sample_rate, seconds, f0=rng.uniform(100, 240), slope=rng.normal(0, 0.2), loud=1.0,
+                               rate=rng.uniform(3, 6), bright=0.6, breath=0.04) for _ in range(3))
+            x = 0.3 * x / (np.abs(x).max() + 1e-9)
+            sf.write(out / kind / f"{kind}-{i:04d}.wav", x.astype(np.float32), sample_rate, subtype="PCM_16")
+        counts[kind] = per_kind
+    (out / "SYNTHETIC_NOISE.json").write_text(json.dumps({"files": counts, "seconds": seconds, "seed": seed}, indent=2))
+    return counts

@@ -23,6 +23,9 @@ class FeatureDataset(Dataset):
         max_frames: evaluation items longer than this keep their first ``max_frames`` frames.
         train: random crops when True; deterministic reads otherwise.
         text_store, text_keys: the text embedding cache and each item's text key (text models).
+        utt_ids, augment: the items' ids and the fold's ``FoldAugment`` (training sets only): an
+            epoch reads a rendered waveform variant instead of the clean item with probability
+            1 - clean_prob, and oversampled classes get extra items that always read a variant.
 
     Items:
         dict with ``x`` (T, F) float32 log-mel (audio models), ``text`` (L, D) float32 token
@@ -31,7 +34,23 @@ class FeatureDataset(Dataset):
 
     def __init__(self, store: FeatureStore | None, keys: list[str], labels: list[int], crop_frames: int | None = None,
                  max_frames: int | None = None, train: bool = False, seed: int = 0, text_store=None,
-                 text_keys: list[str] | None = None) -> None:
+                 text_keys: list[str] | None = None, utt_ids: list[str] | None = None, augment=None) -> None:
+        if augment is not None and (not train or len(utt_ids or []) != len(keys)):
+            raise ValueError("augmentation is for training sets only, and needs one utt_id per item")
+        self.utt_ids = list(utt_ids or [])
+        self.augment = augment
+        self.n_variants = [augment.waveform_variants(u) for u in self.utt_ids] if augment is not None else []
+        base = list(range(len(keys)))
+        copies: list[int] = []
+        if augment is not None:  # oversampling: extra copies of a class's items, each read as a variant
+            factor = augment.policy.oversample
+            copies = [i for i in base for _ in range(factor.get(augment.train[self.utt_ids[i]][2], 1) - 1)
+                      if self.n_variants[i] > 0]
+        self.source = base + copies  # dataset position -> item
+        self.is_copy = [False] * len(base) + [True] * len(copies)
+        keys = [keys[i] for i in self.source]
+        labels = [labels[i] for i in self.source]
+        text_keys = [text_keys[i] for i in self.source] if text_keys else text_keys
         self.store, self.keys, self.labels = store, list(keys), list(labels)
         self.crop, self.max_frames, self.train = crop_frames, max_frames, train
         self.text_store, self.text_keys = text_store, list(text_keys or [])
@@ -41,12 +60,11 @@ class FeatureDataset(Dataset):
             raise ValueError("text_keys must give one text key per item")
         self.rng = np.random.default_rng(seed)
         if store is not None:
-            full = np.array([store.frames(k) for k in self.keys], dtype=np.int64)
+            full = np.array([store.frames(k) for k in self.keys], dtype=np.int64)  # clean lengths, for bucketing
             limit = crop_frames if train else max_frames
             self.lengths = np.minimum(full, limit) if limit else full
-            self.full_lengths = full
         else:  # text only: bucket by token count
-            self.lengths = self.full_lengths = np.array([text_store.tokens(k) for k in self.text_keys], dtype=np.int64)
+            self.lengths = np.array([text_store.tokens(k) for k in self.text_keys], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -55,10 +73,16 @@ class FeatureDataset(Dataset):
         item: dict = {"y": self.labels[i], "index": i}
         if self.store is not None:
             feats = self.store.get(self.keys[i])
-            n = int(self.lengths[i])
+            if self.augment is not None:
+                j = self.source[i]
+                k = self.n_variants[j]
+                if k and (self.is_copy[i] or self.rng.random() >= self.augment.policy.clean_prob):
+                    feats = self.augment.variant(self.utt_ids[j], int(self.rng.integers(k)))
+            limit = self.crop if self.train else self.max_frames
+            n = min(len(feats), limit) if limit else len(feats)
             start = 0
-            if self.train and self.full_lengths[i] > n:
-                start = int(self.rng.integers(0, self.full_lengths[i] - n + 1))
+            if self.train and len(feats) > n:
+                start = int(self.rng.integers(0, len(feats) - n + 1))
             item["x"] = torch.from_numpy(np.array(feats[start:start + n], dtype=np.float32))
         if self.text_store is not None:
             item["text"] = torch.from_numpy(np.array(self.text_store.get(self.text_keys[i]), dtype=np.float32))

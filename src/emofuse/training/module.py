@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
+from ..augment import SpecAugment
 from ..features import Normalize
 from ..models import create_model, model_modalities
 
@@ -30,13 +31,16 @@ class EmotionModule(L.LightningModule):
         frontend: front-end settings, stored so a checkpoint alone can be used on new audio.
         text_dim: the text encoder's hidden size (text and fusion models).
         text: text settings (encoder, max_tokens), stored for the same reason.
+        spec_table: (n_classes, 4) SpecAugment settings per class (freq masks, width, time
+            masks, width), applied to training batches only, after z-scoring; None: off.
     """
 
     def __init__(self, model_name: str, model_kwargs: dict, classes: list[str], n_mels: int,
                  mean: list[float] | None = None, std: list[float] | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-2, scheduler: str = "cosine", warmup_epochs: int = 0, max_epochs: int = 30,
                  class_weights: list[float] | None = None, label_smoothing: float = 0.0,
-                 frontend: dict | None = None, text_dim: int | None = None, text: dict | None = None) -> None:
+                 frontend: dict | None = None, text_dim: int | None = None, text: dict | None = None,
+                 spec_table: list | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["mean", "std"])
         n = len(classes)
@@ -49,6 +53,7 @@ class EmotionModule(L.LightningModule):
         self.model = create_model(model_name, n_classes=n, **sizes, **model_kwargs)
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
+        self.specaug = SpecAugment(spec_table) if spec_table and any(any(r) for r in spec_table) else None
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.val_f1 = MulticlassF1Score(n, average="macro")
@@ -61,10 +66,16 @@ class EmotionModule(L.LightningModule):
         (B,) text_lengths -> logits (B, n_classes). ``extra`` goes to the model (e.g. return_attention)."""
         inputs: dict = {}
         if "audio" in self.modalities:
-            inputs.update(x=self.norm(x, lengths), lengths=lengths)
+            inputs.update(x=self.norm(x, lengths) if x is not None else None, lengths=lengths)
         if "text" in self.modalities:
             inputs.update(text=text, text_lengths=text_lengths)
         return self.model(**inputs, **extra)
+
+    def _model_inputs(self, x_normed: torch.Tensor, inputs: dict) -> dict:
+        out = {"x": x_normed, "lengths": inputs["lengths"]}
+        if "text" in self.modalities:
+            out.update(text=inputs["text"], text_lengths=inputs["text_lengths"])
+        return out
 
     @staticmethod
     def inputs(batch: dict) -> dict:
@@ -72,7 +83,13 @@ class EmotionModule(L.LightningModule):
         return {k: batch[k] for k in ("x", "lengths", "text", "text_lengths") if k in batch}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(**self.inputs(batch))
+        inputs = self.inputs(batch)
+        if self.specaug is not None and "audio" in self.modalities:
+            # SpecAugment: training batches only, each item masked by its own class's setting.
+            x = self.specaug(self.norm(inputs["x"], inputs["lengths"]), inputs["lengths"], batch["y"])
+            logits = self.model(**self._model_inputs(x, inputs))
+        else:
+            logits = self(**inputs)
         loss = self.loss_fn(logits, batch["y"])
         acc = (logits.argmax(1) == batch["y"]).float().mean()
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 import yaml
 
+from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
 from ..features import FeatureStore, FrontendConfig, fit_stats
@@ -38,7 +39,7 @@ from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
 from ..text import TextConfig, TextStore, text_key
-from ..splits import FoldSplit, make_folds, read_split, write_split
+from ..splits import FoldSplit, LeakageError, make_folds, read_split, write_split
 from .data import FeatureDataset, FoldDataModule, class_weights, collate, BucketBatchSampler
 
 # Keys that change how a run executes, not what it computes: a resumed run may change them.
@@ -61,6 +62,7 @@ class RunContext:
     modalities: tuple[str, ...] = ("audio",)
     text_store: TextStore | None = None
     text_keys: dict[str, str] | None = None  # utt_id -> text cache key
+    policy: Policy | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -140,6 +142,9 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
     cache = cfg["data"].get("cache_dir") or (manifest.path.parent / "cache")
     store = FeatureStore(cache, frontend_config(cfg))
     keys = manifest.df["audio_sha1"].tolist()
+    policy = load_policy(cfg.get("augment"), manifest.classes)  # a bad policy fails before any work
+    if policy.active and "audio" not in modalities:
+        raise EmofuseError(f"augment.policy={policy.name}: model {cfg['model']['name']!r} reads no audio; set augment.policy=none")
     text_store, text_keys = None, None
     if "text" in modalities:  # checked before any audio work, so a missing transcript fails fast
         text_cfg = TextConfig.from_dict(cfg.get("text"))
@@ -165,12 +170,12 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
                            cv.get("val_speakers"), int(cv.get("seed", 0)))
         if primary:
             audits = [write_split(f, manifest.df, run_dir / f"fold_{f.fold}") for f in folds]
-            write_run_audit(run_dir, cfg, audits, modalities, text_store)
-    return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys)
+            write_run_audit(run_dir, cfg, audits, modalities, text_store, policy)
+    return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys, policy)
 
 
 def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tuple[str, ...] = ("audio",),
-                    text_store: TextStore | None = None) -> None:
+                    text_store: TextStore | None = None, policy: Policy | None = None) -> None:
     record = {
         "passed": all(a["passed"] for a in audits),
         "folds": [{"fold": a["fold"], "passed": a["passed"], "test_groups": a["test_groups"], "counts": a["counts"],
@@ -180,17 +185,21 @@ def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tu
             "normalisation": "z-score statistics fitted on each fold's training items only (fold_K/norm.json)",
             "model_selection": f"early stopping and checkpoint choice on the validation speakers ({cfg['train'].get('monitor', 'val/macro_f1')})",
             "test_fold": "read once, after training, with the selected checkpoint",
-            "augmentation": "none in this run",
+            "augmentation": ("none in this run" if policy is None or not policy.active else
+                             f"policy {policy.name}: waveform variants rendered and read for each fold's training items only "
+                             "(a guard refuses any other item; list in fold_K/augmented.csv), SpecAugment in training steps "
+                             "only; validation and test items are always read clean"),
             "text": ("not used" if text_store is None else
                      f"frozen encoder {Path(str(text_store.dir)).name} (never trained); token embeddings computed once per "
                      "distinct transcript, the same for every fold, and no label reaches the encoder"),
         },
         "modalities": list(modalities),
+        "augmentation": policy.describe() if policy is not None and policy.active else {"policy": "none"},
     }
     (run_dir / "audit.json").write_text(json.dumps(record, indent=2))
 
 
-def _datasets(ctx: RunContext, split: FoldSplit) -> dict[str, FeatureDataset]:
+def _datasets(ctx: RunContext, split: FoldSplit, augment: FoldAugment | None = None) -> dict[str, FeatureDataset]:
     df = ctx.manifest.df.set_index("utt_id")
     cls = {c: i for i, c in enumerate(ctx.classes)}
     hop = ctx.store.cfg.hop_length / ctx.store.cfg.sample_rate
@@ -205,7 +214,8 @@ def _datasets(ctx: RunContext, split: FoldSplit) -> dict[str, FeatureDataset]:
                                    crop_frames=int(crop / hop) if crop else None,
                                    max_frames=int(max_eval / hop) if max_eval else None,
                                    train=part == "train", seed=seed, text_store=ctx.text_store,
-                                   text_keys=[ctx.text_keys[u] for u in ids] if ctx.text_keys else None)
+                                   text_keys=[ctx.text_keys[u] for u in ids] if ctx.text_keys else None,
+                                   utt_ids=list(ids), augment=augment if part == "train" else None)
     return out
 
 
@@ -240,7 +250,8 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     cfg, tr = ctx.cfg, ctx.cfg["train"]
     seed = int(cfg.get("seed", 0)) + k
     L.seed_everything(seed, workers=True, verbose=False)
-    datasets = _datasets(ctx, split)
+    augment = fold_augment(ctx, split, fold_dir)
+    datasets = _datasets(ctx, split, augment)
     mean = std = None
     if "audio" in ctx.modalities:
         mean, std = (a.tolist() for a in fit_stats(ctx.store, datasets["train"].keys))
@@ -256,7 +267,8 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
                            warmup_epochs=int(tr.get("warmup_epochs", 0)), max_epochs=int(tr["max_epochs"]),
                            class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
                            frontend=asdict(ctx.store.cfg), text_dim=ctx.text_store.dim if ctx.text_store else None,
-                           text=asdict(ctx.text_store.cfg) if ctx.text_store else None)
+                           text=asdict(ctx.text_store.cfg) if ctx.text_store else None,
+                           spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None)
     dm = FoldDataModule(datasets, int(cfg["data"]["batch_size"]), int(cfg["data"].get("num_workers", 0)), seed)
     monitor = tr.get("monitor", "val/macro_f1")
     mode = "min" if monitor.endswith("loss") else "max"
@@ -306,6 +318,32 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(fold_dir / "metrics.json")
     return result
+
+
+def fold_augment(ctx: RunContext, split: FoldSplit, fold_dir: Path) -> FoldAugment | None:
+    """The fold's augmentation, built from its training items only; renders missing variants and
+    writes fold_K/augmented.csv (what was augmented) and fold_K/augment_audit.json."""
+    policy = ctx.policy
+    if policy is None or not policy.active:
+        return None
+    df = ctx.manifest.df.set_index("utt_id")
+    rows = df.loc[split.train]
+    train = {u: (str(ctx.manifest.audio_path(p)), sha, lab)
+             for u, p, sha, lab in zip(rows.index, rows["path"], rows["audio_sha1"], rows["label"])}
+    augment = FoldAugment(policy, AugmentStore(ctx.store.dir.parent, ctx.store.cfg), train)
+    if is_primary_process():
+        augment.prepare(workers=ctx.cfg["data"].get("feature_workers"))
+        record = augment.record()
+        record.to_csv(fold_dir / "augmented.csv", index=False)
+        touched = set(record["utt_id"][(record["waveform_variants"] > 0) | (record["specaugment"] != "")])
+        outside = touched & (set(split.val) | set(split.test))
+        audit = {"policy": policy.name, "train_items": len(record), "train_items_augmented": len(touched),
+                 "val_items_augmented": len(touched & set(split.val)), "test_items_augmented": len(touched & set(split.test)),
+                 "passed": not outside}
+        (fold_dir / "augment_audit.json").write_text(json.dumps(audit, indent=2))
+        if outside:
+            raise LeakageError(f"fold {split.fold}: augmentation would touch non-training items {sorted(outside)[:3]}")
+    return augment
 
 
 def _ckpt_epoch(path: Path) -> int | None:
@@ -395,7 +433,8 @@ def summarize_run(ctx: RunContext) -> dict | None:
     summary.update({
         "complete": complete, "folds_done": [m["fold"] for m in fold_metrics], "n_folds": len(ctx.folds),
         "model": ctx.cfg["model"]["name"], "modalities": list(ctx.modalities),
-        "text_encoder": ctx.text_store.cfg.encoder if ctx.text_store else None, "classes": ctx.classes,
+        "text_encoder": ctx.text_store.cfg.encoder if ctx.text_store else None,
+        "augmentation": ctx.policy.name if ctx.policy is not None and ctx.policy.active else "none", "classes": ctx.classes,
         "corpus": ctx.manifest.meta.get("corpus"), "manifest": str(ctx.manifest.path),
         "scheme": ctx.folds[0].scheme, "name": ctx.cfg.get("name"),
         "train_utt_per_s": float(np.mean([m["train_utt_per_s"] or 0 for m in fold_metrics])),
@@ -414,7 +453,8 @@ def results_markdown(summary: dict) -> str:
     lines = [f"# {summary.get('name') or summary['model']}: {summary['corpus']}, {summary['n_folds']} speaker-independent folds"
              f" ({summary['scheme']}){'' if summary['complete'] else ' (PARTIAL)'}", "",
              f"Model `{summary['model']}`, modalities: {' + '.join(summary.get('modalities', ['audio']))}"
-             + (f" (text encoder: {summary['text_encoder']})" if summary.get("text_encoder") else ""), "",
+             + (f" (text encoder: {summary['text_encoder']})" if summary.get("text_encoder") else "")
+             + f"; augmentation: {summary.get('augmentation', 'none')}", "",
              "| fold | test | Macro-F1 | UA | WA | best epoch |", "|---|---|---|---|---|---|"]
     for f in summary["per_fold"]:
         lines.append(f"| {f['fold']} | {', '.join(f['test_groups'])[:40]} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")
