@@ -1,0 +1,86 @@
+"""Benchmark: training throughput with augmentation off and on, same data, same model, one run.
+
+RAVDESS 8-class, fold 0 (16 training actors), resnet18 at width 32 with 3 s crops, a few epochs
+each: policy none versus the study's class-differentiated policy (waveform variants + per-class
+SpecAugment). Prints the one-off rendering time of the waveform variants, the training
+throughput (utterances/s, share of step time waiting on data) of both runs, and their ratio.
+
+    python benchmarks/augment_speed.py                 # needs ../shared/data/ravdess
+    python benchmarks/augment_speed.py --epochs 3 --variants 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from emofuse.config import load_config
+from emofuse.prepare import prepare
+from emofuse.synth import make_noise_folder
+from emofuse.training.run import fold_augment, open_run, train_fold
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--out", default=str(REPO / "bench_out" / "augment_speed"))
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--variants", type=int, default=4)
+    args = ap.parse_args()
+    out = Path(args.out)
+    if not Path(args.ravdess).is_dir():
+        print(f"RAVDESS not found at {args.ravdess}; pass --ravdess DIR", file=sys.stderr)
+        return 2
+    manifest = out / "manifest8"
+    prepare("ravdess", Path(args.ravdess), manifest, class_map="ravdess8")
+    noise = out / "noise"
+    if not (noise / "SYNTHETIC_NOISE.json").is_file():
+        make_noise_folder(noise)
+    common = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", f"train.max_epochs={args.epochs}",
+              "train.early_stopping_patience=null", "data.crop_seconds=3.0", "model.base_channels=32"]
+    rows = {}
+    for policy in ("none", "class_differentiated"):
+        run_dir = out / "runs" / policy
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh fold each time: throughput, not resuming
+        cfg = load_config("resnet18_augment", [*common, f"augment.policy={policy}", f"augment.noise_dir={noise}",
+                                               f"augment.variants={args.variants}", f"name=augment_speed_{policy}"])
+        ctx = open_run(cfg, run_dir)
+        render_s = 0.0
+        if policy != "none":  # render fold 0's variants from scratch, timed on their own
+            for old in (out / "cache").glob("augmented-logmel-*"):
+                shutil.rmtree(old)
+            t0 = time.time()
+            aug = fold_augment(ctx, ctx.folds[0], run_dir / "fold_0")
+            render_s = time.time() - t0
+            rendered = sum(1 for u in aug.train if aug.waveform_variants(u))
+        t0 = time.time()
+        result = train_fold(ctx, 0, progress=False)
+        rows[policy] = {"fold_seconds": time.time() - t0, "utt_per_s": result["train_utt_per_s"],
+                        "wait": result.get("data_wait_fraction"), "render_s": render_s,
+                        "train_items": len(ctx.folds[0].train), "rendered": rendered if policy != "none" else 0}
+    render = out / "cache"
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only")
+    off, on = rows["none"], rows["class_differentiated"]
+    print(f"\nMachine: {machine}; RAVDESS 8-class fold 0, resnet18 width 32, {args.epochs} epochs, {args.variants} variants")
+    print("| augmentation | train utt/s | data wait | fold wall (s) | one-off rendering (s) |\n|---|---|---|---|---|")
+    for name, r in rows.items():
+        wait = f"{100 * r['wait']:.1f}%" if r["wait"] is not None else "n/a"
+        print(f"| {name} | {r['utt_per_s']:.1f} | {wait} | {r['fold_seconds']:.0f} | {r['render_s']:.0f} |")
+    print(f"\nslowdown of training throughput (off / on): {off['utt_per_s'] / on['utt_per_s']:.2f}x (target < 1.5x)")
+    print(f"rendering: {on['render_s']:.0f} s once for {on['rendered']} of {on['train_items']} training items (the classes "
+          f"with waveform effects) x {args.variants} variants ({on['render_s'] / max(1, on['rendered']):.3f} s per item); "
+          f"cached in {render} for later folds and runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
