@@ -104,6 +104,7 @@ def test_the_shipped_study_policy_loads(noise_dir):
     # Ablation switches.
     assert not load_policy(_study(noise_dir=str(noise_dir), specaugment=False), CLASSES).spec_active
     assert not load_policy(_study(noise_dir=str(noise_dir), waveform=False), CLASSES).waveform_active
+    assert load_policy(_study(waveform=False), CLASSES).spec_active  # no noise folder needed with waveform effects off
     flat = load_policy(_study(noise_dir=str(noise_dir), class_policy=False), CLASSES)
     assert len({tuple(e.name for e in p.effects) for p in flat.plans.values()}) == 1
     assert load_policy(_study(policy="uniform"), CLASSES).plans["sad"].spec == (2, 8, 2, 25)
@@ -207,3 +208,21 @@ def test_cv_with_each_policy_augments_training_items_only(synth_manifest, tmp_pa
     # Augmentation with a model that reads no audio is refused in one line.
     r = run_cli("cv", "text_mlp", f"data.manifest={synth_manifest}", "augment.policy=uniform", "--out", str(tmp_path / "t"))
     assert r.returncode == 2 and "reads no audio" in r.stderr
+
+
+def test_env_noise_reads_segments_of_long_files_and_names_a_corrupt_one(tmp_path):
+    import soundfile as sf
+
+    (tmp_path / "noise").mkdir()
+    sf.write(tmp_path / "noise" / "long.wav", np.random.default_rng(0).normal(0, 0.1, 44100 * 5).astype(np.float32), 44100)
+    effect = build_effect({"name": "env_noise", "folder": str(tmp_path), "snr_db": [5, 5]})
+    x = tone(1.0, SR, 200.0)
+    y = effect(x, SR, np.random.default_rng(0))
+    noise = y - x
+    snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+    assert len(y) == len(x) and abs(snr - 5.0) < 0.2
+    (tmp_path / "noise" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    effect = build_effect({"name": "env_noise", "folder": str(tmp_path)})
+    with pytest.raises(EmofuseError, match="broken.wav"):
+        for seed in range(20):  # some draw picks the broken file
+            effect(x, SR, np.random.default_rng(seed))

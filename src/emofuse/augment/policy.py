@@ -102,12 +102,10 @@ def _plan(entries, cls: str, cfg: dict, waveform: bool, specaugment: bool) -> Cl
             params = spec_params(e)
             if specaugment:
                 plan.spec = params
-        elif waveform:
+        elif waveform:  # (switched off: not built, so an ablation without a noise folder still runs)
             plan.effects.append(build_effect(e, defaults))
             plan.effect_specs.append({**e, **({"folder": defaults["folder"]} if e["name"] == "env_noise" else {}),
                                       **({"ir_dir": defaults["ir_dir"]} if e["name"] == "reverb" else {})})
-        else:
-            build_effect(e, defaults)  # still validated when switched off
     return plan
 
 

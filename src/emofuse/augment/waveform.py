@@ -160,7 +160,7 @@ class EnvNoise(Effect):
 
     ``folder`` in the MUSAN layout (``noise/``, ``music/``, ``speech/``; ``subsets`` picks
     among them) or any folder of audio files. A random segment of a random file is used,
-    looped when shorter than the utterance.
+    looped when shorter than the utterance; files are never read whole.
     """
 
     name = "env_noise"
@@ -178,22 +178,33 @@ class EnvNoise(Effect):
         if not self._files:
             raise EmofuseError(f"augment env_noise: no audio files in {folder}; point augment.noise_dir at a MUSAN-layout "
                                "folder or any folder of .wav/.flac files")
-        self._cache: dict[int, np.ndarray] = {}
 
-    def _noise(self, i: int, sr: int) -> np.ndarray:
-        from ..audio import read_audio
+    def _segment(self, path: Path, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+        """A random (n,) mono segment at ``sr``, read without loading the whole file (MUSAN files run to minutes)."""
+        import soundfile as sf
+        import soxr
 
-        if i not in self._cache:
-            self._cache[i] = read_audio(self._files[i], sr)
-        return self._cache[i]
+        info = sf.info(str(path))
+        need = int(np.ceil(n * info.samplerate / sr)) + 16
+        start = int(rng.integers(0, max(1, info.frames - need + 1)))
+        seg, file_sr = sf.read(str(path), start=start, frames=need, dtype="float32", always_2d=True)
+        seg = seg.mean(axis=1)
+        if file_sr != sr and len(seg):
+            seg = soxr.resample(seg, file_sr, sr)
+        if len(seg) == 0:
+            return np.zeros(n, dtype=np.float32)
+        if len(seg) < n:  # a short file: loop it
+            seg = np.tile(seg, n // len(seg) + 1)
+        return seg[:n]
 
     def __call__(self, wave, sr, rng):
-        noise = self._noise(int(rng.integers(len(self._files))), sr)
-        n = len(wave)
-        if len(noise) < n:
-            noise = np.tile(noise, n // max(1, len(noise)) + 1)
-        start = int(rng.integers(0, len(noise) - n + 1))
-        return _mix_at_snr(wave, noise[start:start + n], float(rng.uniform(*self.snr_db)))
+        path = self._files[int(rng.integers(len(self._files)))]
+        try:
+            noise = self._segment(path, len(wave), sr, rng)
+        except Exception as exc:
+            raise EmofuseError(f"augment env_noise: cannot read noise file {path} ({type(exc).__name__}); "
+                               "remove or replace it in augment.noise_dir") from None
+        return _mix_at_snr(wave, noise, float(rng.uniform(*self.snr_db)))
 
 
 def simulated_rir(sr: int, rt60: float, room: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
