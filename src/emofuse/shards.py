@@ -14,7 +14,9 @@ process touches only the rows it uses and never holds the corpus in memory.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -94,3 +96,35 @@ class ShardedArrays:
         csv_tmp.replace(self.dir / f"shard-{shard:05d}.csv")
         for k, off, n in zip(keys, offsets, lengths):
             self._index[k] = (shard, int(off), int(n))
+
+    def store_stream(self, chunks: Iterable[list[tuple[str, np.ndarray]]], shard_items: int,
+                     on_chunk: Callable[[int], object] | None = None) -> int:
+        """Store (key, array) pairs as they arrive, a shard every ``shard_items`` pairs and one for
+        the rest, so an interruption keeps every finished shard. Returns how many were stored."""
+        shard, keys, arrays, total = self.next_shard(), [], [], 0
+        for chunk in chunks:
+            for key, arr in chunk:
+                keys.append(key)
+                arrays.append(arr)
+            total += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+            if len(keys) >= shard_items:
+                self.write_shard(shard, keys, arrays)
+                shard, keys, arrays = shard + 1, [], []
+        if keys:
+            self.write_shard(shard, keys, arrays)
+        return total
+
+
+def map_in_processes(fn: Callable, jobs: list, workers: int) -> Iterator:
+    """``map(fn, jobs)`` in ``workers`` processes (in this one when 1), in order; the pool is
+    shut down (pending jobs cancelled) when the caller stops, even on an error or Ctrl-C."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(fn, jobs)
+        return
+    pool = ProcessPoolExecutor(workers)
+    try:
+        yield from pool.map(fn, jobs)
+    finally:
+        pool.shutdown(cancel_futures=True)

@@ -16,7 +16,7 @@ was augmented is written next to the fold's results.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..audio import read_audio
 from ..features.logmel import FrontendConfig, LogMel
-from ..shards import ShardedArrays
+from ..shards import ShardedArrays, map_in_processes
 from ..splits import LeakageError
 from .policy import Policy
 from .waveform import build_effect
@@ -86,26 +86,10 @@ class AugmentStore:
         workers = workers or min(8, os.cpu_count() or 1)
         chunk = 16
         chunks = [(todo[i:i + chunk], self.frontend, specs, seed) for i in range(0, len(todo), chunk)]
-        bar = tqdm(total=len(todo), desc="rendering augmented variants", unit="utt", disable=not progress)
-        keys, feats = [], []
-        shard = self.arrays.next_shard()
-        pool = ProcessPoolExecutor(workers) if workers > 1 and len(chunks) > 1 else None
-        try:
-            results = pool.map(_render_chunk, chunks) if pool else map(_render_chunk, chunks)
-            for c, res in zip(chunks, results):
-                for k, f, _ in res:
-                    keys.append(k)
-                    feats.append(f)
-                bar.update(len(c[0]))
-                if len(keys) >= SHARD_ITEMS:
-                    self.arrays.write_shard(shard, keys, feats)
-                    shard, keys, feats = shard + 1, [], []
-            if keys:
-                self.arrays.write_shard(shard, keys, feats)
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
-            bar.close()
+        with closing(map_in_processes(_render_chunk, chunks, workers)) as results:  # the pool stops with us, even on Ctrl-C
+            pairs = ([(k, f) for k, f, _ in res] for res in results)
+            with tqdm(total=sum(j[3] for j in todo), desc="rendering augmented variants", unit="variant", disable=not progress) as bar:
+                self.arrays.store_stream(pairs, SHARD_ITEMS, bar.update)
         return len(todo)
 
 

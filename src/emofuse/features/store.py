@@ -8,7 +8,7 @@ interrupted run keeps every finished shard; reads are memory-mapped.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ..audio import read_audio
-from ..shards import ShardedArrays
+from ..shards import ShardedArrays, map_in_processes
 from .logmel import FrontendConfig, LogMel
 
 SHARD_UTTERANCES = 256
@@ -89,28 +89,11 @@ class FeatureStore:
         if not todo:
             return 0
         items = list(todo.items())
-        next_shard = self.arrays.next_shard()
         workers = workers or min(8, os.cpu_count() or 1)
         chunk = 32
         jobs = [([p for _, p in items[i:i + chunk]], self.cfg) for i in range(0, len(items), chunk)]
-        bar = tqdm(total=len(items), desc="log-mel features", unit="utt", disable=not progress)
-        pending_keys: list[str] = []
-        pending: list[np.ndarray] = []
-        pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
-        try:
-            results = pool.map(_extract_chunk, jobs) if pool else map(_extract_chunk, jobs)
-            for j, feats in enumerate(results):
-                pending_keys.extend(k for k, _ in items[j * chunk: j * chunk + len(feats)])
-                pending.extend(feats)
-                bar.update(len(feats))
-                if len(pending) >= SHARD_UTTERANCES:
-                    self.arrays.write_shard(next_shard, pending_keys, pending)
-                    next_shard += 1
-                    pending_keys, pending = [], []
-            if pending:
-                self.arrays.write_shard(next_shard, pending_keys, pending)
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
-            bar.close()
+        with closing(map_in_processes(_extract_chunk, jobs, workers)) as results:  # the pool stops with us, even on Ctrl-C
+            pairs = ([(k, f) for (k, _), f in zip(items[j * chunk: j * chunk + len(feats)], feats)] for j, feats in enumerate(results))
+            with tqdm(total=len(items), desc="log-mel features", unit="utt", disable=not progress) as bar:
+                self.arrays.store_stream(pairs, SHARD_UTTERANCES, bar.update)
         return len(items)

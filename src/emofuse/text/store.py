@@ -74,22 +74,9 @@ class TextStore:
         encoder = encoder or TextEncoder(self.cfg.encoder, self.cfg.max_tokens)
         items = sorted(todo.items(), key=lambda kv: len(kv[1]))  # similar lengths per batch: little padding
         bs = max(1, int(self.cfg.batch_size))
-        bar = tqdm(total=len(items), desc="text embeddings", unit="text", disable=not progress)
-        keys: list[str] = []
-        arrays: list[np.ndarray] = []
-        shard = self.arrays.next_shard()
-        try:
-            for s in range(0, len(items), bs):
-                chunk = items[s:s + bs]
-                arrays += encoder.encode([t for _, t in chunk])
-                keys += [k for k, _ in chunk]
-                bar.update(len(chunk))
-                if len(keys) >= SHARD_TEXTS:
-                    self.arrays.write_shard(shard, keys, arrays)
-                    shard, keys, arrays = shard + 1, [], []
-            if keys:
-                self.arrays.write_shard(shard, keys, arrays)
-        finally:
-            bar.close()
+        pairs = (list(zip((k for k, _ in items[s:s + bs]), encoder.encode([t for _, t in items[s:s + bs]])))
+                 for s in range(0, len(items), bs))
+        with tqdm(total=len(items), desc="text embeddings", unit="text", disable=not progress) as bar:
+            self.arrays.store_stream(pairs, SHARD_TEXTS, bar.update)
         self._dim = encoder.dim
         return len(items)
