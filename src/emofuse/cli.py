@@ -127,9 +127,62 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true")
     q.add_argument("overrides", nargs="*", help="config overrides for the demo run")
 
+    q = add("predict", "Predict emotions for audio files or folders with a trained checkpoint, fold or run (fold ensemble).", """
+        emofuse predict runs/resnet18 clip.wav other.flac
+        emofuse predict runs/resnet18/fold_0 recordings/ --out predictions.csv
+        emofuse predict runs/resnet18/fold_0/checkpoints/best.ckpt long_interview.wav --window-seconds 6 --out p.json
+        emofuse predict runs/early_fusion clip.wav --text "I can't believe you did that"
+        emofuse predict runs/cross_attention recordings/ --transcripts transcripts.csv
+        """)
+    q.add_argument("model", help="a .ckpt file, a fold folder, or a CV run folder (its folds' ensemble)")
+    q.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
+    q.add_argument("--text", help="transcript for a text or fusion model (one clip)")
+    q.add_argument("--transcripts", help="CSV with columns utt (file stem) or path, and text")
+    q.add_argument("--out", help="write CSV (.csv) or JSON (.json) here; default: CSV on stdout")
+    q.add_argument("--window-seconds", type=float, default=8.0, help="long clips are cut into windows of this length")
+    q.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+
     add("models", "List the registered models.", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
     return p
+
+
+def _predict(args) -> int:
+    import pandas as pd
+
+    from .errors import EmofuseError
+    from .inference import audio_files, load
+
+    predictor = load(args.model, args.device, args.window_seconds)
+    files = audio_files(args.audio)
+    texts: dict[str, str] = {}
+    if args.transcripts:
+        path = Path(args.transcripts)
+        if not path.is_file():
+            raise EmofuseError(f"{path}: transcripts file not found; give a CSV with columns utt (or path) and text")
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        key = "utt" if "utt" in table.columns else "path" if "path" in table.columns else None
+        if key is None or "text" not in table.columns:
+            raise EmofuseError(f"{path}: needs columns utt (file stem) or path, and text; it has {list(table.columns)}")
+        texts = {(Path(k).stem if key == "path" else k): t for k, t in zip(table[key], table["text"])}
+    if args.text is not None and len(files) > 1:
+        raise EmofuseError("--text is for one clip; give several transcripts with --transcripts FILE")
+    rows = []
+    for f in files:
+        text = args.text if args.text is not None else texts.get(f.stem)
+        rows.append({**predictor.predict(f, text=text, utt=f.stem).as_row(), "path": str(f)})
+    df = pd.DataFrame(rows)
+    if args.out and args.out.endswith(".json"):
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    elif args.out:
+        df.to_csv(args.out, index=False)
+    else:
+        print(df.to_csv(index=False), end="")
+    if args.out:
+        print(f"wrote {len(rows)} predictions to {args.out} ({len(predictor.modules)} model(s): "
+              f"{', '.join(str(s) for s in predictor.sources[:3])}{' ...' if len(predictor.sources) > 3 else ''})",
+              file=sys.stderr)
+    return 0
 
 
 def _resolve_cfg(args) -> tuple[dict, Path]:
@@ -280,6 +333,8 @@ def _dispatch(args) -> int:
         from .demo import run_demo
 
         return run_demo(Path(args.out), args.overwrite, args.overrides)
+    if args.command == "predict":
+        return _predict(args)
     if args.command == "models":
         from .models import list_models, model_modalities
 

@@ -112,6 +112,10 @@ class EmotionModule(L.LightningModule):
         for m in (self.val_f1, self.val_ua, self.val_wa):
             m.reset()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from .. import __version__
+        checkpoint["emofuse_version"] = __version__  # emofuse.load refuses checkpoints of another version
+
     def configure_optimizers(self):
         hp = self.hparams
         opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)

@@ -1,0 +1,86 @@
+"""Benchmark: augmentation ablation for ResNet-18 on RAVDESS 8-class (the study's hypothesis H3).
+
+Policies none / uniform / class_differentiated (configs/augment/study.yaml), 6 speaker folds,
+the same CPU settings as ravdess_audio_models.py (width 32, 3 s crops, 20 epochs max, patience
+6). The "none" run is the very run folder of ravdess_audio_models.py (same config), so the two
+scripts share it. MUSAN is not available offline here: the happy class's environmental noise
+comes from the synthetic MUSAN-layout bank of 'emofuse synth-noise' unless --noise-dir is given.
+
+    python benchmarks/ravdess_augment_ablation.py
+    python benchmarks/ravdess_augment_ablation.py --policies class_differentiated --noise-dir /data/musan
+Prints (and writes to bench_out/ravdess/augment_ablation.md) Macro-F1, UA, WA and per-class F1,
+mean and std over folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from emofuse.config import load_config
+from emofuse.prepare import prepare
+from emofuse.synth import make_noise_folder
+from emofuse.training.run import open_run, run_cv
+
+REPO = Path(__file__).resolve().parents[1]
+# Exactly the overrides of ravdess_audio_models.py for resnet18, 8-class.
+BASE = ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
+    ap.add_argument("--policies", default="none,uniform,class_differentiated")
+    ap.add_argument("--noise-dir", help="MUSAN-layout folder (default: a synthetic bank under --out)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if not Path(args.ravdess).is_dir():
+        print(f"RAVDESS not found at {args.ravdess}; pass --ravdess DIR", file=sys.stderr)
+        return 2
+    manifest = out / "manifest8"
+    prepare("ravdess", Path(args.ravdess), manifest, class_map="ravdess8")
+    noise = Path(args.noise_dir) if args.noise_dir else out / "noise_synthetic"
+    if not args.noise_dir and not (noise / "SYNTHETIC_NOISE.json").is_file():
+        make_noise_folder(noise, per_kind=8)
+    rows = []
+    for policy in args.policies.split(","):
+        common = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", *BASE]
+        if policy == "none":  # the audio benchmark's run, shared
+            cfg = load_config("resnet18", [*common, "name=resnet18_ravdess8", "model.base_channels=32"])
+            run_dir = out / "runs" / "resnet18_ravdess8"
+        else:
+            cfg = load_config("resnet18_augment", [*common, f"name=resnet18_ravdess8_{policy}", "model.base_channels=32",
+                                                   f"augment.policy={policy}", f"augment.noise_dir={noise}"])
+            run_dir = out / "runs" / f"resnet18_ravdess8_{policy}"
+        s = run_cv(open_run(cfg, run_dir), progress=False)
+        rows.append({"policy": policy, "run": str(run_dir), **{k: s[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
+                     "folds": len(s["folds_done"]), "wall_seconds": s["wall_seconds"]})
+        print(table(rows), file=sys.stderr)
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only")
+    text = f"Machine: {machine}; noise: {noise}\n\n{table(rows)}\n"
+    (out / "augment_ablation.md").write_text(text)
+    (out / "augment_ablation.json").write_text(json.dumps(rows, indent=2))
+    print(text)
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    classes = list(rows[0]["per_class_f1"])
+    lines = ["| policy | Macro-F1 | UA | WA | " + " | ".join(f"F1 {c}" for c in classes) + " |",
+             "|---|---|---|---|" + "---|" * len(classes)]
+    for r in rows:
+        lines.append(f"| {r['policy']} | " + " | ".join(f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}" for k in ("macro_f1", "ua", "wa"))
+                     + " | " + " | ".join(f"{r['per_class_f1'][c]['mean']:.2f} ± {r['per_class_f1'][c]['std']:.2f}" for c in classes)
+                     + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

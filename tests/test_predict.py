@@ -1,0 +1,107 @@
+"""Using a trained model: emofuse.load(...).predict(...) and `emofuse predict`, with bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+import emofuse
+from conftest import TINY, run_cli, tone
+from emofuse.errors import EmofuseError
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_manifest, tmp_path_factory):
+    run = tmp_path_factory.mktemp("predict") / "run"
+    r = run_cli("cv", "demo", f"data.manifest={synth_manifest}", *TINY, "--folds", "0,1", "--out", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def text_run(synth_manifest, tmp_path_factory):
+    run = tmp_path_factory.mktemp("predict_text") / "run"
+    r = run_cli("train", "text_mlp", "--fold", "0", f"data.manifest={synth_manifest}", "train.max_epochs=1",
+                "model.hidden=16", "--out", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return run
+
+
+def test_a_run_loads_as_an_ensemble_and_predicts_files_and_waveforms(trained_run, tmp_path):
+    model = emofuse.load(trained_run, device="cpu")
+    assert len(model.modules) == 2 and model.classes == ["angry", "happy", "sad", "neutral"]
+    path = tmp_path / "clip.wav"
+    stereo = tone(1.5, 44100, 200.0, channels=2)
+    sf.write(path, stereo, 44100)
+    pred = model.predict(path)
+    assert pred.label in model.classes and abs(sum(pred.probs.values()) - 1) < 1e-5 and pred.windows == 1
+    same = model.predict(stereo, sample_rate=44100)
+    assert all(abs(pred.probs[c] - same.probs[c]) < 1e-5 for c in model.classes)
+    # The ensemble averages its folds' probabilities.
+    folds = [emofuse.load(trained_run / f"fold_{k}", device="cpu").predict(path) for k in (0, 1)]
+    for c in model.classes:
+        assert abs(pred.probs[c] - (folds[0].probs[c] + folds[1].probs[c]) / 2) < 1e-5
+    # A checkpoint file loads too; long audio is cut into windows.
+    single = emofuse.load(trained_run / "fold_0" / "checkpoints" / "best.ckpt", window_seconds=2.0)
+    long = single.predict(np.tile(tone(1.0, 16000, 180.0), 5), sample_rate=16000)
+    assert long.windows == 3 and abs(sum(long.probs.values()) - 1) < 1e-5
+
+
+def test_bad_inputs_give_clear_errors(trained_run, tmp_path):
+    model = emofuse.load(trained_run, device="cpu")
+    with pytest.raises(EmofuseError, match="no checkpoint here"):
+        emofuse.load(tmp_path)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(EmofuseError, match="not a readable checkpoint"):
+        emofuse.load(junk)
+    ckpt = torch.load(trained_run / "fold_0" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    ckpt["emofuse_version"] = "0.0.1"
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    with pytest.raises(EmofuseError, match="written by emofuse 0.0.1"):
+        emofuse.load(old)
+    with pytest.raises(EmofuseError, match="shorter than one analysis window"):
+        model.predict(tone(0.01, 16000), sample_rate=16000)
+    with pytest.raises(EmofuseError, match="silent"):
+        model.predict(np.zeros(16000, dtype=np.float32), sample_rate=16000)
+    nan = tone(1.0, 16000)
+    nan[100] = np.nan
+    with pytest.raises(EmofuseError, match="NaN"):
+        model.predict(nan, sample_rate=16000)
+    with pytest.raises(EmofuseError, match="not found"):
+        model.predict(tmp_path / "missing.wav")
+    with pytest.raises(EmofuseError, match="sample_rate"):
+        model.predict(tone(1.0, 16000))
+
+
+def test_text_models_need_the_transcript(text_run):
+    model = emofuse.load(text_run / "fold_0", device="cpu")
+    with pytest.raises(EmofuseError, match="reads text too"):
+        model.predict(tone(1.0, 16000), sample_rate=16000)
+    pred = model.predict(tone(1.0, 16000), sample_rate=16000, text="I miss her so much.")
+    assert abs(sum(pred.probs.values()) - 1) < 1e-5
+
+
+def test_predict_command_writes_csv_and_json(trained_run, text_run, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"c{i}.flac", tone(1.0 + i, 22050, 150.0 + 40 * i), 22050)
+    r = run_cli("predict", str(trained_run), str(folder), "--out", str(tmp_path / "p.csv"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "p.csv")
+    assert list(df["utt"]) == ["c0", "c1", "c2"] and {"pred", "p_angry", "p_happy", "p_sad", "p_neutral"} <= set(df.columns)
+    assert (df.filter(like="p_").sum(1) - 1).abs().max() < 1e-3
+    r = run_cli("predict", str(trained_run), str(folder / "c0.flac"), "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0 and json.loads((tmp_path / "p.json").read_text())[0]["utt"] == "c0"
+    (tmp_path / "t.csv").write_text("utt,text\nc0,I miss her so much.\nc1,We did it!\nc2,Okay.\n")
+    r = run_cli("predict", str(text_run / "fold_0"), str(folder), "--transcripts", str(tmp_path / "t.csv"))
+    assert r.returncode == 0 and len(pd.read_csv(__import__("io").StringIO(r.stdout))) == 3
+    r = run_cli("predict", str(trained_run), str(tmp_path / "nowhere.wav"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere.wav" in r.stderr
