@@ -105,3 +105,16 @@ def test_predict_command_writes_csv_and_json(trained_run, text_run, tmp_path):
     assert r.returncode == 0 and len(pd.read_csv(__import__("io").StringIO(r.stdout))) == 3
     r = run_cli("predict", str(trained_run), str(tmp_path / "nowhere.wav"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere.wav" in r.stderr
+
+
+def test_explain_command_writes_one_png_per_clip(trained_run, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(2):
+        sf.write(folder / f"c{i}.wav", tone(1.2, 16000, 160.0 + 50 * i), 16000)
+    r = run_cli("explain", str(trained_run), str(folder), "--out", str(tmp_path / "maps"), "--class", "sad")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == ["c0.png", "c1.png"]
+    assert "grad-cam" in r.stdout and "explained sad" in r.stdout
+    r = run_cli("explain", str(trained_run), str(folder), "--class", "bored")
+    assert r.returncode == 2 and "bored" in r.stderr

@@ -142,9 +142,42 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--window-seconds", type=float, default=8.0, help="long clips are cut into windows of this length")
     q.add_argument("--device", help="cpu, cuda (default: cuda when available)")
 
+    q = add("explain", "Draw what a model looks at: Grad-CAM (CNNs), attention (Transformer), audio x token attention (cross-attention).", """
+        emofuse explain runs/resnet18 clip.wav --out explain/
+        emofuse explain runs/audio_transformer/fold_2 clips/ --class angry
+        emofuse explain runs/cross_attention clip.wav --text "I can't believe you did that" --out explain/
+        """)
+    q.add_argument("model", help="a .ckpt file, a fold folder, or a run folder (--fold picks the fold)")
+    q.add_argument("audio", nargs="+", help="audio files or folders")
+    q.add_argument("--out", default="explain", help="folder for the PNGs")
+    q.add_argument("--fold", type=int, default=0, help="which fold of a run to explain")
+    q.add_argument("--class", dest="target", help="explain this class (default: the predicted one)")
+    q.add_argument("--text", help="transcript (text and fusion models; one clip)")
+    q.add_argument("--transcripts", help="CSV with columns utt (file stem) or path, and text")
+    q.add_argument("--window-seconds", type=float, default=8.0, help="the first window of this length is explained")
+    q.add_argument("--device", help="cpu, cuda")
+
     add("models", "List the registered models.", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
     return p
+
+
+def _read_transcripts(path_arg: str | None) -> dict[str, str]:
+    """--transcripts CSV -> {file stem: text}."""
+    import pandas as pd
+
+    from .errors import EmofuseError
+
+    if not path_arg:
+        return {}
+    path = Path(path_arg)
+    if not path.is_file():
+        raise EmofuseError(f"{path}: transcripts file not found; give a CSV with columns utt (or path) and text")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    key = "utt" if "utt" in table.columns else "path" if "path" in table.columns else None
+    if key is None or "text" not in table.columns:
+        raise EmofuseError(f"{path}: needs columns utt (file stem) or path, and text; it has {list(table.columns)}")
+    return {(Path(k).stem if key == "path" else k): t for k, t in zip(table[key], table["text"])}
 
 
 def _predict(args) -> int:
@@ -155,16 +188,7 @@ def _predict(args) -> int:
 
     predictor = load(args.model, args.device, args.window_seconds)
     files = audio_files(args.audio)
-    texts: dict[str, str] = {}
-    if args.transcripts:
-        path = Path(args.transcripts)
-        if not path.is_file():
-            raise EmofuseError(f"{path}: transcripts file not found; give a CSV with columns utt (or path) and text")
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        key = "utt" if "utt" in table.columns else "path" if "path" in table.columns else None
-        if key is None or "text" not in table.columns:
-            raise EmofuseError(f"{path}: needs columns utt (file stem) or path, and text; it has {list(table.columns)}")
-        texts = {(Path(k).stem if key == "path" else k): t for k, t in zip(table[key], table["text"])}
+    texts = _read_transcripts(args.transcripts)
     if args.text is not None and len(files) > 1:
         raise EmofuseError("--text is for one clip; give several transcripts with --transcripts FILE")
     rows = []
@@ -335,6 +359,19 @@ def _dispatch(args) -> int:
         return run_demo(Path(args.out), args.overwrite, args.overrides)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "explain":
+        from .explain import explain, plot_explanation
+        from .inference import audio_files, load
+
+        predictor = load(args.model, args.device, args.window_seconds)
+        files = audio_files(args.audio)
+        texts = _read_transcripts(args.transcripts)
+        for f in files:
+            e = explain(predictor, f, text=args.text if args.text is not None else texts.get(f.stem), target=args.target,
+                        fold=args.fold, utt=f.stem)
+            path = plot_explanation(e, Path(args.out) / f"{f.stem}.png")
+            print(f"{path}: {e.kind}, predicted {e.label}, explained {e.explained}")
+        return 0
     if args.command == "models":
         from .models import list_models, model_modalities
 
