@@ -157,6 +157,16 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--window-seconds", type=float, default=8.0, help="the first window of this length is explained")
     q.add_argument("--device", help="cpu, cuda")
 
+    q = add("export", "Export a trained model to TorchScript or ONNX (runs without emofuse; sidecar JSON with settings).", """
+        emofuse export runs/resnet18 --format onnx --out exported/resnet18
+        emofuse export runs/cross_attention/fold_2 --format torchscript --out exported/ca
+        """)
+    q.add_argument("model", help="a .ckpt file, a fold folder, or a run folder (--fold picks the fold)")
+    q.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    q.add_argument("--out", required=True, help="folder for model.onnx / model.pt and model.json")
+    q.add_argument("--fold", type=int, default=0)
+    q.add_argument("--window-seconds", type=float, default=8.0, help="fixed input length of attention models in ONNX")
+
     add("models", "List the registered models.", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
     return p
@@ -359,6 +369,12 @@ def _dispatch(args) -> int:
         return run_demo(Path(args.out), args.overwrite, args.overrides)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "export":
+        from .export import export_model
+
+        path, side = export_model(args.model, args.format, args.out, args.fold, args.window_seconds)
+        print(f"wrote {path} and {side}")
+        return 0
     if args.command == "explain":
         from .explain import explain, plot_explanation
         from .inference import audio_files, load
