@@ -118,3 +118,47 @@ def test_explain_command_writes_one_png_per_clip(trained_run, tmp_path):
     assert "grad-cam" in r.stdout and "explained sad" in r.stdout
     r = run_cli("explain", str(trained_run), str(folder), "--class", "bored")
     assert r.returncode == 2 and "bored" in r.stderr
+
+
+def test_report_and_compare(trained_run, text_run, tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    r = run_cli("report", str(trained_run), "--cams", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    page = (trained_run / "report.html").read_text()
+    md = (trained_run / "report.md").read_text()
+    assert "Leakage audit" in md and "mean ± std" in md and "| angry |" in md
+    assert page.count("data:image/png;base64,") >= 5, "pooled + per-fold confusions, curves, maps, all inline"
+    assert "http://" not in page and "https://" not in page and "src='/" not in page, "self-contained"
+    assert "Training curves" in page and "predicted" in page
+    r = run_cli("compare", str(trained_run), str(text_run), "--out", str(tmp_path / "t.md"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = (tmp_path / "t.md").read_text()
+    assert re.search(r"\| cnn_bilstm \| audio \| none \| 2/5 \| [0-9.]+ ± [0-9.]+", table)
+    assert "| text_mlp | text |" in table
+    r = run_cli("report", str(tmp_path / "nothing"))
+    assert r.returncode == 2 and "no such run folder" in r.stderr
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(trained_run, tmp_path):
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    if not (trained_run / "report.html").is_file():
+        assert run_cli("report", str(trained_run), "--cams", "1").returncode == 0
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--screenshot={shot}", "--window-size=1200,2400", (trained_run / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"))
+    assert img.shape[0] >= 2000 and img.std() > 10, "the page drew text and images, not a blank screen"
+    shutil.copy(shot, trained_run / "report_screenshot.png")

@@ -167,6 +167,20 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--fold", type=int, default=0)
     q.add_argument("--window-seconds", type=float, default=8.0, help="fixed input length of attention models in ONNX")
 
+    q = add("report", "Write RUN/report.html (self-contained) and RUN/report.md: audit, metrics, confusions, curves, maps.", """
+        emofuse report runs/resnet18
+        emofuse report runs/cross_attention --cams 0
+        """)
+    q.add_argument("run")
+    q.add_argument("--cams", type=int, default=3, help="class activation maps of fold 0 test items to include")
+
+    q = add("compare", "Put several runs in one table (mean +/- std over folds), e.g. the study's table.", """
+        emofuse compare runs/audio_transformer runs/cnn_bilstm runs/resnet18 runs/early_fusion runs/cross_attention
+        emofuse compare runs/* --out table.md
+        """)
+    q.add_argument("runs", nargs="+")
+    q.add_argument("--out", help="also write the Markdown table here")
+
     add("models", "List the registered models.", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
     return p
@@ -345,7 +359,7 @@ def _dispatch(args) -> int:
             print(f"{tstore.dir}: {n} distinct texts encoded, {len(set(texts)) - n} already cached")
         return 0
     if args.command in ("cv", "train"):
-        from .training.run import open_run, run_cv, train_fold
+        from .training.run import open_run, run_cv, summarize_run, train_fold
 
         cfg, run_dir = _resolve_cfg(args)
         ctx = open_run(cfg, run_dir, args.overwrite)
@@ -355,6 +369,7 @@ def _dispatch(args) -> int:
                 t = result["test"]
                 print(f"fold {args.fold}: test Macro-F1 {t['macro_f1']:.3f}, UA {t['ua']:.3f}, WA {t['wa']:.3f} "
                       f"({run_dir}/fold_{args.fold}/metrics.json)")
+                summarize_run(ctx)  # summary.json once every fold is done, summary.partial.json before
             return 0
         if (run_dir / "summary.json").is_file() and not args.overwrite:
             print(f"{run_dir}: finished run, kept (pass --overwrite to train again)", file=sys.stderr)
@@ -369,6 +384,20 @@ def _dispatch(args) -> int:
         return run_demo(Path(args.out), args.overwrite, args.overrides)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "report":
+        from .report import write_report
+
+        page, md = write_report(args.run, args.cams)
+        print(f"wrote {page} and {md}")
+        return 0
+    if args.command == "compare":
+        from .report import compare_runs
+
+        table = compare_runs(args.runs)
+        print(table, end="")
+        if args.out:
+            Path(args.out).write_text(table)
+        return 0
     if args.command == "export":
         from .export import export_model
 
