@@ -104,6 +104,7 @@ class TextEncoder:
         self.max_tokens = int(max_tokens)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar for a frozen encoder loaded from disk
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
             self.model = AutoModel.from_pretrained(self.path, local_files_only=True).eval().to(device)
