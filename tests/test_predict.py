@@ -162,3 +162,13 @@ def test_report_renders_in_headless_chromium(trained_run, tmp_path):
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape[0] >= 2000 and img.std() > 10, "the page drew text and images, not a blank screen"
     shutil.copy(shot, trained_run / "report_screenshot.png")
+
+
+def test_export_command(trained_run, tmp_path):
+    r = run_cli("export", str(trained_run), "--format", "onnx", "--out", str(tmp_path / "onnx"), "--fold", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((tmp_path / "onnx" / "model.json").read_text())
+    assert (tmp_path / "onnx" / "model.onnx").is_file() and meta["classes"] == ["angry", "happy", "sad", "neutral"]
+    assert meta["checkpoint"].endswith("fold_1/checkpoints/best.ckpt")
+    r = run_cli("export", str(trained_run), "--format", "torchscript", "--out", str(tmp_path / "ts"), "--fold", "7")
+    assert r.returncode == 2 and "fold 7" in r.stderr
