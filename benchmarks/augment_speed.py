@@ -12,17 +12,13 @@ throughput (utterances/s, share of step time waiting on data) of both runs, and 
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import torch
-
+from _common import machine as describe_machine, noise_bank, ravdess_manifest
 from emofuse.config import load_config
-from emofuse.prepare import prepare
-from emofuse.synth import make_noise_folder
 from emofuse.training.run import fold_augment, open_run, train_fold
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,14 +32,10 @@ def main() -> int:
     ap.add_argument("--variants", type=int, default=4)
     args = ap.parse_args()
     out = Path(args.out)
-    if not Path(args.ravdess).is_dir():
-        print(f"RAVDESS not found at {args.ravdess}; pass --ravdess DIR", file=sys.stderr)
+    manifest = ravdess_manifest(args.ravdess, out, 8)
+    if manifest is None:
         return 2
-    manifest = out / "manifest8"
-    prepare("ravdess", Path(args.ravdess), manifest, class_map="ravdess8")
-    noise = out / "noise"
-    if not (noise / "SYNTHETIC_NOISE.json").is_file():
-        make_noise_folder(noise)
+    noise = noise_bank(out / "noise")
     common = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", f"train.max_epochs={args.epochs}",
               "train.early_stopping_patience=null", "data.crop_seconds=3.0", "model.base_channels=32"]
     rows = {}
@@ -67,8 +59,7 @@ def main() -> int:
                         "wait": result.get("data_wait_fraction"), "render_s": render_s,
                         "train_items": len(ctx.folds[0].train), "rendered": rendered if policy != "none" else 0}
     render = out / "cache"
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
-        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only")
+    machine = describe_machine()
     off, on = rows["none"], rows["class_differentiated"]
     print(f"\nMachine: {machine}; RAVDESS 8-class fold 0, resnet18 width 32, {args.epochs} epochs, {args.variants} variants")
     print("| augmentation | train utt/s | data wait | fold wall (s) | one-off rendering (s) |\n|---|---|---|---|---|")

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
-
+from _common import machine as describe_machine
 from emofuse.config import load_config
 from emofuse.prepare import prepare
 from emofuse.synth import SynthSpec, make_synthetic_corpus
@@ -90,8 +88,7 @@ def main() -> int:
             rows.append({"corpus": f"RAVDESS {task}-class (chance UA {1 / task:.3f})",
                          **run("text only (text_mlp, [CLS])", "text_mlp", ov, out / "runs" / f"ravdess{task}_text_mlp")})
             print(table(rows), file=sys.stderr)
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
-        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only")
+    machine = describe_machine()
     text = f"Machine: {machine}\n\n{table(rows)}\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(text)

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
-
+from _common import machine as describe_machine
 from emofuse.config import load_config
 from emofuse.prepare import prepare
 from emofuse.training.run import open_run, run_cv
@@ -64,8 +62,7 @@ def main() -> int:
                          "run": str(run_dir), "resumed_seconds": round(time.time() - t0, 1), **{
                              k: summary[k] for k in ("macro_f1", "ua", "wa", "train_utt_per_s", "wall_seconds")}})
             print(table(rows), file=sys.stderr)
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
-        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only")
+    machine = describe_machine()
     text = f"Machine: {machine}\n\n{table(rows)}\n"
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps(rows, indent=2))

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
-import torch
-
+from _common import machine as describe_machine, noise_bank, ravdess_manifest
 from emofuse.config import load_config
-from emofuse.prepare import prepare
-from emofuse.synth import make_noise_folder
 from emofuse.training.run import open_run, run_cv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,14 +36,10 @@ def main() -> int:
     ap.add_argument("--noise-dir", help="MUSAN-layout folder (default: a synthetic bank under --out)")
     args = ap.parse_args()
     out = Path(args.out)
-    if not Path(args.ravdess).is_dir():
-        print(f"RAVDESS not found at {args.ravdess}; pass --ravdess DIR", file=sys.stderr)
+    manifest = ravdess_manifest(args.ravdess, out, 8)
+    if manifest is None:
         return 2
-    manifest = out / "manifest8"
-    prepare("ravdess", Path(args.ravdess), manifest, class_map="ravdess8")
-    noise = Path(args.noise_dir) if args.noise_dir else out / "noise_synthetic"
-    if not args.noise_dir and not (noise / "SYNTHETIC_NOISE.json").is_file():
-        make_noise_folder(noise, per_kind=8)
+    noise = Path(args.noise_dir) if args.noise_dir else noise_bank(out / "noise_synthetic", per_kind=8)
     rows = []
     for policy in args.policies.split(","):
         common = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", *BASE]
@@ -62,8 +54,7 @@ def main() -> int:
         rows.append({"policy": policy, "run": str(run_dir), **{k: s[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
                      "folds": len(s["folds_done"]), "wall_seconds": s["wall_seconds"]})
         print(table(rows), file=sys.stderr)
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
-        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only")
+    machine = describe_machine()
     text = f"Machine: {machine}; noise: {noise}\n\n{table(rows)}\n"
     (out / "augment_ablation.md").write_text(text)
     (out / "augment_ablation.json").write_text(json.dumps(rows, indent=2))
