@@ -171,7 +171,8 @@ def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float = 0.01
     axes[0, 0].set(title=f"{e.utt}: log-mel (predicted {e.label})", ylabel="mel band")
     axes[1, 0].imshow(e.logmel, origin="lower", aspect="auto", extent=extent, cmap="gray")
     axes[1, 0].imshow(e.saliency, origin="lower", aspect="auto", extent=extent, cmap="jet", alpha=0.5)
-    axes[1, 0].set(title=f"{e.kind} for class {e.explained}", ylabel="mel band", xlabel="seconds")
+    what = f"Grad-CAM for class {e.explained}" if e.kind == "grad-cam" else "last-layer [CLS] -> patch attention (class-agnostic)"
+    axes[1, 0].set(title=what, ylabel="mel band", xlabel="seconds")
     if e.token_map is not None:
         ax = axes[2, 0]
         ax.imshow(e.token_map, aspect="auto", cmap="viridis", extent=[0, T * hop_seconds, len(e.tokens) - 0.5, -0.5])
