@@ -138,3 +138,26 @@ def test_zscore_uses_only_the_given_training_items(synth_manifest, tmp_path):
     x = torch.from_numpy(np.stack([store.get(train[0])[:50], store.get(train[1])[:50]]))
     z = Normalize(mean, std)(x, torch.tensor([50, 30]))
     assert torch.all(z[1, 30:] == 0) and abs(float(z[0].mean())) < 3
+
+
+def _write_items(folder: str, writer: int) -> None:
+    from emofuse.shards import ShardedArrays
+
+    store = ShardedArrays(folder, {"what": "test"})
+    store.store_stream(([(f"{writer}-{j}", np.full((2 + j % 3, 4), writer, np.float32))] for j in range(40)), shard_items=5)
+
+
+def test_several_processes_can_fill_one_cache_at_once(tmp_path):
+    """Folds trained in parallel render into one cache: no writer may overwrite another's shard."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from emofuse.shards import ShardedArrays
+
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(_write_items, [str(tmp_path)] * 4, range(4)))
+    store = ShardedArrays(tmp_path, {})
+    assert len(store) == 160
+    for w in range(4):
+        for j in range(40):
+            assert store.get(f"{w}-{j}").shape == (2 + j % 3, 4) and (store.get(f"{w}-{j}") == w).all()
+    assert not list(tmp_path.glob("*.tmp*"))

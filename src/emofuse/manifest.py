@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import temp_path, write_text_atomic
 from .errors import EmofuseError
 
 COLUMNS = ["utt_id", "path", "speaker", "session", "gender", "label", "text", "duration", "sample_rate",
@@ -77,13 +78,12 @@ def read_manifest(path: str | Path) -> Manifest:
 
 
 def write_manifest(df: pd.DataFrame, meta: dict, out_dir: Path) -> Path:
-    """Write manifest.csv and prepare.json atomically (temp file, then rename)."""
+    """Write manifest.csv and prepare.json atomically (temp file, then rename).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / MANIFEST_NAME
-    tmp = csv_path.with_suffix(".csv.tmp")
+    tmp = temp_path(csv_path)
     df.to_csv(tmp, index=False)
     tmp.replace(csv_path)
-    meta_tmp = out_dir / (META_NAME + ".tmp")
-    meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    meta_tmp.replace(out_dir / META_NAME)
+    write_text_atomic(out_dir / META_NAME, json.dumps(meta, indent=2, sort_keys=True))
     return csv_path

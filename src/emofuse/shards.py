@@ -7,13 +7,17 @@ Layout of one cache folder::
     shard-00000.csv                key, offset, frames   (rows of each item)
 
 A shard is written whole under a temporary name and renamed, so an interrupted run keeps every
-finished shard and the next one computes only what is missing. Reads are memory-mapped: a
+finished shard and the next one computes only what is missing. Several processes may write to
+one folder at once (folds trained in parallel rendering their augmented variants, two
+benchmarks sharing a cache): each shard number is claimed with an exclusive create first, so no
+writer overwrites another's shard (the empty ``.shard-N.claim`` files stay as the record). Reads are memory-mapped: a
 process touches only the rows it uses and never holds the corpus in memory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -21,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from .atomic import write_text_atomic
 from .errors import EmofuseError
 
 
@@ -39,9 +44,7 @@ class ShardedArrays:
         self.what = what
         path = self.dir / "settings.json"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(settings, indent=2))
-            tmp.replace(path)
+            write_text_atomic(path, json.dumps(settings, indent=2))
         self._index: dict[str, tuple[int, int, int]] = {}
         self._arrays: dict[int, np.ndarray] = {}
         for csv in sorted(self.dir.glob("shard-*.csv")):
@@ -81,7 +84,15 @@ class ShardedArrays:
         return arr[off: off + n]
 
     def next_shard(self) -> int:
-        return 1 + max((int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.npy")), default=-1)
+        """Claim the next free shard number for this writer (exclusive create, safe across processes)."""
+        taken = [*self.dir.glob("shard-*.npy"), *self.dir.glob(".shard-*.claim")]
+        shard = 1 + max((int(p.name.split("-")[1].split(".")[0]) for p in taken), default=-1)
+        while True:
+            try:
+                os.close(os.open(self.dir / f".shard-{shard:05d}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return shard
+            except FileExistsError:
+                shard += 1
 
     def write_shard(self, shard: int, keys: list[str], arrays: list[np.ndarray]) -> None:
         """Store ``arrays`` (each (rows_i, dim)) as one shard, atomically."""
@@ -111,9 +122,12 @@ class ShardedArrays:
                 on_chunk(len(chunk))
             if len(keys) >= shard_items:
                 self.write_shard(shard, keys, arrays)
-                shard, keys, arrays = shard + 1, [], []
+                keys, arrays = [], []
+                shard = self.next_shard()
         if keys:
             self.write_shard(shard, keys, arrays)
+        else:
+            (self.dir / f".shard-{shard:05d}.claim").unlink(missing_ok=True)
         return total
 
 
