@@ -76,17 +76,36 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--val-speakers", type=int)
     q.add_argument("--seed", type=int, default=0)
 
-    q = add("features", "Compute and cache log-mel features (and text embeddings) for a manifest (cv does this too).", """
+    q = add("features", "Compute and cache audio features (and text embeddings) for a manifest (cv does this too).", """
         emofuse features data/ravdess8
         emofuse features data/ravdess8 features.n_mels=80
+        emofuse features data/ravdess8 --config whisper_mlp
         emofuse features data/iemocap4 --text
         emofuse features data/iemocap4 --text text.encoder=~/models/bert-base-uncased
         """)
     q.add_argument("manifest")
+    q.add_argument("--config", default="default", help="config whose features: and text: groups to use "
+                   "(e.g. whisper_mlp for Whisper encoder features)")
     q.add_argument("--cache", help="cache folder (default: <manifest folder>/cache)")
     q.add_argument("--workers", type=int)
     q.add_argument("--text", action="store_true", help="also cache the frozen text encoder's token embeddings")
     q.add_argument("overrides", nargs="*", help="features.KEY=VALUE and text.KEY=VALUE settings")
+
+    q = add("transcribe", "Fill a manifest's text_asr column with Whisper transcripts (resumable; needs the pretrained extra).", """
+        emofuse transcribe data/ravdess8
+        emofuse transcribe data/mycorpus --beam-size 5 --batch-size 16
+        emofuse transcribe data/mycorpus --model ~/models/faster-whisper-small.en
+        emofuse cv early_fusion data.manifest=data/mycorpus text.source=asr
+        """)
+    q.add_argument("manifest")
+    q.add_argument("--model", default="tiny.en", help="tiny.en (packaged) or a local CTranslate2 Whisper folder")
+    q.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
+    q.add_argument("--batch-size", type=int, default=8)
+    q.add_argument("--language", default="en", help="language token for multilingual models")
+    q.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    q.add_argument("--compute-type", default="default", help="CTranslate2 compute type (default, int8, float16, ...)")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (0: CTranslate2's default)")
+    q.add_argument("--column", default="text_asr", help="manifest column to fill")
 
     for name, help_, ex in (
         ("cv", "Run every fold of a speaker-independent cross-validation and summarise it.", """
@@ -336,16 +355,24 @@ def _dispatch(args) -> int:
         counts = make_noise_folder(args.out, args.per_kind, seed=args.seed)
         print(f"wrote {sum(counts.values())} files to {args.out} ({', '.join(f'{k}/: {v}' for k, v in counts.items())})")
         return 0
+    if args.command == "transcribe":
+        from .asr import transcribe_manifest
+
+        r = transcribe_manifest(args.manifest, args.model, args.beam_size, args.batch_size, args.device, args.compute_type,
+                                args.threads, args.language, args.column, progress=sys.stderr.isatty())
+        print(f"{r.manifest}: column {r.column}: {r.transcribed} transcribed, {r.cached} from {r.side_file}"
+              + (f"; WER against the manual 'text' column {r.wer_vs_manual:.3f}" if r.wer_vs_manual is not None else ""))
+        return 0
     if args.command == "features":
         from .config import apply_overrides, load_config
-        from .features import FeatureStore
+        from .features import open_store
         from .manifest import read_manifest
         from .training.run import frontend_config
 
-        cfg = apply_overrides(load_config("default"), args.overrides)
+        cfg = apply_overrides(load_config(args.config), args.overrides)
         m = read_manifest(args.manifest)
         cache = args.cache or m.path.parent / "cache"
-        store = FeatureStore(cache, frontend_config(cfg))
+        store = open_store(cache, frontend_config(cfg))
         n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], workers=args.workers)
         print(f"{store.dir}: {n} utterances computed, {len(m.df) - n} already cached")
         if args.text:

@@ -9,6 +9,8 @@ cross-attention fusion model, drawn over the clip's log-mel spectrogram.
   the patch grid and upsampled to (F, T).
 - ``cross_attention``: the audio x text-token attention (layers and heads averaged), with the
   WordPiece tokens on one axis and time on the other; plus the audio side's own map.
+- models on frozen Whisper encoder frames (``whisper_mlp``): gradient x input of the explained
+  class, summed over the feature axis: which 20 ms frames drove the decision.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Explanation:
     saliency: np.ndarray | None
     token_map: np.ndarray | None = None
     tokens: list[str] | None = None
+    features: str = "log-mel"
+    frame_seconds: float = 0.01
 
 
 def _audio_encoder(model: nn.Module) -> nn.Module:
@@ -74,6 +78,18 @@ def grad_cam(module, inputs: dict, target: int) -> np.ndarray:
     cam = torch.relu((weights * act).sum(1))[0]  # (F', T')
     x = inputs["x"]
     return _upsample(cam, x.shape[2], int(inputs["lengths"][0]))
+
+
+def frame_saliency(module, inputs: dict, target: int) -> np.ndarray:
+    """Gradient x input of class ``target``, summed over features per frame, as (F, T) (constant in F)."""
+    x = inputs["x"].detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        module.zero_grad(set_to_none=True)
+        logits = module(**{**inputs, "x": x})
+        logits[0, target].backward()
+    n = int(inputs["lengths"][0])
+    per_frame = torch.relu((x.grad * x.detach()).sum(-1))[0, :n]  # (T,)
+    return _upsample(per_frame[None].expand(x.shape[2], n), x.shape[2], n)
 
 
 def transformer_attention(module, inputs: dict) -> np.ndarray:
@@ -134,7 +150,7 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
     else:
         wave, utt = to_mono_16k(np.asarray(audio, dtype=np.float32), int(sample_rate or TARGET_SR)), utt or "waveform"
     x, lengths = predictor.features(wave, utt)
-    inputs = {"x": x[:1], "lengths": lengths[:1], **predictor._text_inputs(text, utt)}
+    inputs = {"x": x[:1], "lengths": lengths[:1], **predictor._text_inputs(text, utt, wave)}
     with torch.no_grad():
         probs = torch.softmax(module(**inputs).float(), 1)[0]
     pred = int(probs.argmax())
@@ -151,28 +167,35 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
         tokens = predictor._encoder.tokenizer.convert_ids_to_tokens(ids)
     if hasattr(enc, "patchify"):
         kind, sal = "attention", transformer_attention(module, inputs)
-    else:
+    elif hasattr(enc, "blocks"):
         kind, sal = "grad-cam", grad_cam(module, inputs, t)
-    return Explanation(utt, kind, predictor.classes[pred], predictor.classes[t], logmel, sal, token_map, tokens)
+    else:
+        kind, sal = "gradient x input", frame_saliency(module, inputs, t)
+    whisper = predictor.frontend.kind != "logmel"
+    return Explanation(utt, kind, predictor.classes[pred], predictor.classes[t], logmel, sal, token_map, tokens,
+                       "Whisper encoder frames" if whisper else "log-mel", 0.02 if whisper else 0.01)
 
 
-def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float = 0.01) -> Path:
+def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float | None = None) -> Path:
     """A PNG: the log-mel with the map over it (and the token x time attention when present)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    hop_seconds = hop_seconds or e.frame_seconds
+    band = "mel band" if e.features == "log-mel" else "feature"
     rows = 2 + (e.token_map is not None)
     fig, axes = plt.subplots(rows, 1, figsize=(10, 2.6 * rows + (0.15 * len(e.tokens or []))), squeeze=False)
     T = e.logmel.shape[1]
     extent = [0, T * hop_seconds, 0, e.logmel.shape[0]]
     axes[0, 0].imshow(e.logmel, origin="lower", aspect="auto", extent=extent, cmap="magma")
-    axes[0, 0].set(title=f"{e.utt}: log-mel (predicted {e.label})", ylabel="mel band")
+    axes[0, 0].set(title=f"{e.utt}: {e.features} (predicted {e.label})", ylabel=band)
     axes[1, 0].imshow(e.logmel, origin="lower", aspect="auto", extent=extent, cmap="gray")
     axes[1, 0].imshow(e.saliency, origin="lower", aspect="auto", extent=extent, cmap="jet", alpha=0.5)
-    what = f"Grad-CAM for class {e.explained}" if e.kind == "grad-cam" else "last-layer [CLS] -> patch attention (class-agnostic)"
-    axes[1, 0].set(title=what, ylabel="mel band", xlabel="seconds")
+    what = {"grad-cam": f"Grad-CAM for class {e.explained}", "gradient x input": f"gradient x input per frame for class {e.explained}",
+            }.get(e.kind, "last-layer [CLS] -> patch attention (class-agnostic)")
+    axes[1, 0].set(title=what, ylabel=band, xlabel="seconds")
     if e.token_map is not None:
         ax = axes[2, 0]
         ax.imshow(e.token_map, aspect="auto", cmap="viridis", extent=[0, T * hop_seconds, len(e.tokens) - 0.5, -0.5])

@@ -22,6 +22,7 @@ from torch import nn
 
 from . import __version__
 from .errors import EmofuseError
+from .features import feature_config
 
 FORMATS = ("torchscript", "onnx")
 
@@ -86,7 +87,9 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
     graph = ProbabilityGraph(module).eval()
     names = input_names(module)
     fixed = fmt == "onnx" and any(isinstance(m, nn.MultiheadAttention) for m in graph.modules())
-    hop = (module.hparams.get("frontend") or {}).get("hop_length", 160) / (module.hparams.get("frontend") or {}).get("sample_rate", 16000)
+    fe = feature_config(module.hparams.get("frontend"))
+    whisper = getattr(fe, "kind", "logmel") == "whisper_encoder"
+    hop = fe.hop_length / fe.sample_rate
     frames = int(round(window_seconds / hop)) + 1
     tokens = int((module.hparams.get("text") or {}).get("max_tokens", 64))
     inputs = example_inputs(module, frames=frames if fixed else 300, tokens=tokens if fixed else 12)
@@ -119,7 +122,8 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
     sidecar = {
         "emofuse_version": __version__, "format": fmt, "file": path.name, "checkpoint": str(ckpts[fold]),
         "model": hp["model_name"], "classes": list(hp["classes"]), "modalities": list(module.modalities),
-        "inputs": {n: {"x": "(batch, frames, n_mels) float32 log-mel in dB, zero past each length",
+        "inputs": {n: {"x": ("(batch, frames, d_model) float32 Whisper encoder outputs (20 ms frames), zero past each length"
+                             if whisper else "(batch, frames, n_mels) float32 log-mel in dB, zero past each length"),
                        "lengths": "(batch,) int64 valid frames", "text": "(batch, tokens, dim) float32 token embeddings",
                        "text_lengths": "(batch,) int64 valid tokens"}[n] for n in names},
         "output": "probs (batch, n_classes) float32, softmax over classes in the order of 'classes'",
@@ -128,9 +132,11 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
         "note": ("pad x to fixed_frames / text to fixed_tokens with zeros and pass the real lengths" if fixed else
                  "any number of frames and tokens; an ONNX graph may drop an input the model does not use "
                  "(e.g. text_lengths with [CLS] pooling): feed only the inputs the session lists"),
-        "frontend": {**(hp.get("frontend") or {}), "recipe": "mono, resample to sample_rate; power mel spectrogram "
-                     "(Hann window of win_length in n_fft, hop_length, Slaney mel unless htk); 10*log10(max(amin, S)); "
-                     "floor at max - top_db (per clip)"},
+        "frontend": {**(hp.get("frontend") or {}), "recipe": (
+            "mono 16 kHz in 30 s chunks through the frozen CTranslate2 Whisper encoder named by 'model' "
+            "(emofuse.pretrained.WhisperModel.encode), trimmed to one frame per 20 ms of audio" if whisper else
+            "mono, resample to sample_rate; power mel spectrogram (Hann window of win_length in n_fft, hop_length, "
+            "Slaney mel unless htk); 10*log10(max(amin, S)); floor at max - top_db (per clip)")},
         "normalisation": "inside the graph (z-score with the fold's training statistics)",
         "text_encoder": hp.get("text"),
     }

@@ -19,7 +19,7 @@ import torch
 from . import __version__
 from .audio import TARGET_SR, read_audio, to_mono_16k
 from .errors import EmofuseError
-from .features import FrontendConfig, LogMel
+from .features import Extractor
 
 SILENCE_PEAK = 1e-4
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -99,11 +99,11 @@ class Predictor:
         for m in modules[1:]:
             if list(m.hparams["classes"]) != self.classes:
                 raise EmofuseError("the checkpoints disagree on the class list; load one run at a time")
-        self.frontend_cfg = FrontendConfig(**(first.get("frontend") or {}))
-        self.frontend = LogMel(self.frontend_cfg)
+        self.frontend = Extractor(first.get("frontend"))  # log-mel, or the frozen Whisper encoder
         self.modalities = modules[0].modalities
         self.text_cfg = first.get("text")
         self._encoder = None
+        self._asr = None
         self.window = float(window_seconds)
         self.hop = float(hop_seconds or window_seconds)
         self.sources = sources or []
@@ -113,9 +113,17 @@ class Predictor:
     def needs_text(self) -> bool:
         return "text" in self.modalities
 
-    def _text_inputs(self, text: str | None, utt: str) -> dict:
+    def _text_inputs(self, text: str | None, utt: str, wave: np.ndarray | None = None) -> dict:
+        """Token embeddings of the transcript; a model trained on ASR text (``text.source=asr``)
+        transcribes the clip itself with its Whisper model when no transcript is given."""
         if not self.needs_text:
             return {}
+        if text is None and wave is not None and (self.text_cfg or {}).get("source") == "asr":
+            if self._asr is None:
+                from .pretrained import WhisperModel
+
+                self._asr = WhisperModel(self.text_cfg.get("asr_model") or "tiny.en")
+            text = self._asr.transcribe([wave])[0]
         if text is None:
             raise EmofuseError(f"{utt}: this model reads text too; pass the transcript (--text or --transcripts FILE)")
         if self._encoder is None:
@@ -132,20 +140,15 @@ class Predictor:
             raise EmofuseError(f"{utt}: holds NaN or infinite samples; re-export the file")
         if float(np.abs(wave).max()) < SILENCE_PEAK:
             raise EmofuseError(f"{utt}: silent (peak below {SILENCE_PEAK}); there is nothing to classify")
-        sr = self.frontend_cfg.sample_rate
-        if len(wave) < self.frontend_cfg.win_length:
+        sr = self.frontend.sample_rate
+        if len(wave) < self.frontend.min_samples:
             raise EmofuseError(f"{utt}: {len(wave) / sr * 1000:.1f} ms is shorter than one analysis window "
-                               f"({self.frontend_cfg.win_length / sr * 1000:.0f} ms); give a longer clip")
+                               f"({self.frontend.min_samples / sr * 1000:.0f} ms); give a longer clip")
         win, hop = int(self.window * sr), int(self.hop * sr)
         starts = [0] if len(wave) <= win else list(range(0, len(wave) - win + 1, hop))
         if len(wave) > win and starts[-1] + win < len(wave):
             starts.append(len(wave) - win)  # the tail gets a window of its own
-        pieces = [wave[s:s + win] for s in starts]
-        batch = torch.zeros(len(pieces), max(len(x) for x in pieces))
-        for i, x in enumerate(pieces):
-            batch[i, : len(x)] = torch.from_numpy(np.ascontiguousarray(x))
-        with torch.no_grad():
-            feats, frames = self.frontend(batch, torch.tensor([len(x) for x in pieces]))
+        feats, frames = self.frontend([wave[s:s + win] for s in starts])
         return feats.to(self.device), frames.to(self.device)
 
     @torch.no_grad()
@@ -163,7 +166,7 @@ class Predictor:
             wave = to_mono_16k(arr.astype(np.float32), int(sample_rate), TARGET_SR)
             utt = utt or "waveform"
         x, lengths = self.features(wave, utt)
-        extra = self._text_inputs(text, utt)
+        extra = self._text_inputs(text, utt, wave)
         if extra:
             extra = {k: v.expand(x.shape[0], *v.shape[1:]) for k, v in extra.items()}
         probs = torch.zeros(len(self.classes), device=self.device)

@@ -58,6 +58,19 @@ class FeatureStore:
         self.arrays = ShardedArrays(Path(cache_root) / f"logmel-{cfg.key()}", asdict(cfg), "features for audio")
         self.dir = self.arrays.dir
 
+    @property
+    def dim(self) -> int:
+        """Feature size per frame (mel bands)."""
+        return self.cfg.n_mels
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.cfg.hop_length / self.cfg.sample_rate
+
+    def describe(self) -> dict:
+        """What a checkpoint stores to rebuild this front end on new audio."""
+        return asdict(self.cfg)
+
     def __contains__(self, key: str) -> bool:
         return key in self.arrays
 

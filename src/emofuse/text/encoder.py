@@ -29,7 +29,11 @@ class TextConfig:
     Attributes:
         encoder: ``all-minilm-l6-v2`` (the packaged default) or a local Hugging Face model folder.
         max_tokens: WordPiece tokens kept per utterance, [CLS] and [SEP] included.
-        column: manifest column holding the transcript (``text``; ``text_asr`` for ASR output).
+        source: ``manual`` (the transcripts in ``column``) or ``asr`` (the ``text_asr`` column that
+            ``emofuse transcribe`` writes).
+        column: manifest column holding the manual transcript (``text``).
+        asr_model: the Whisper model that transcribes new audio at prediction time when
+            ``source`` is ``asr`` (use the one that ``emofuse transcribe`` used).
         missing: ``error`` (an utterance without transcript stops the run) or ``empty``
             (it is encoded as the empty string, i.e. [CLS] [SEP]).
         batch_size: texts per encoder call when filling the cache.
@@ -37,9 +41,16 @@ class TextConfig:
 
     encoder: str = DEFAULT_ENCODER
     max_tokens: int = 64
+    source: str = "manual"
     column: str = "text"
+    asr_model: str = "tiny.en"
     missing: str = "error"
     batch_size: int = 64
+
+    @property
+    def read_column(self) -> str:
+        """The manifest column the text branch reads."""
+        return "text_asr" if self.source == "asr" else self.column
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TextConfig":
@@ -48,6 +59,8 @@ class TextConfig:
         if bad:
             raise EmofuseError(f"text: unknown keys {bad}; known keys are {sorted(cls.__dataclass_fields__)}")
         cfg = cls(**d)
+        if cfg.source not in ("manual", "asr"):
+            raise EmofuseError(f"text.source must be 'manual' or 'asr', not {cfg.source!r}")
         if cfg.missing not in ("error", "empty"):
             raise EmofuseError(f"text.missing must be 'error' or 'empty', not {cfg.missing!r}")
         if int(cfg.max_tokens) < 2:

@@ -31,10 +31,11 @@ import pandas as pd
 import torch
 import yaml
 
+from ..atomic import write_text_atomic
 from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
-from ..features import FeatureStore, FrontendConfig, fit_stats
+from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_stats, open_store
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
@@ -57,7 +58,7 @@ class RunContext:
     cfg: dict
     run_dir: Path
     manifest: Manifest
-    store: FeatureStore
+    store: FeatureStore | WhisperFeatureStore
     folds: list[FoldSplit]
     modalities: tuple[str, ...] = ("audio",)
     text_store: TextStore | None = None
@@ -76,23 +77,24 @@ def transcripts(manifest: Manifest, cfg: TextConfig) -> list[str]:
         EmofuseError: the column is absent, or (with ``text.missing=error``) some rows are empty.
     """
     df = manifest.df
-    if cfg.column not in df.columns:
-        raise EmofuseError(f"{manifest.path}: no column {cfg.column!r} for text.column; "
-                           f"columns are {list(df.columns)} (ASR text comes from 'emofuse transcribe')")
-    texts = df[cfg.column].fillna("").astype(str).str.strip()
+    col = cfg.read_column
+    if col not in df.columns:
+        if cfg.source == "asr":
+            raise EmofuseError(f"{manifest.path}: no ASR transcripts (column {col!r}) for text.source=asr; run "
+                               f"'emofuse transcribe {manifest.path.parent}' first")
+        raise EmofuseError(f"{manifest.path}: no column {col!r} for text.column; columns are {list(df.columns)} "
+                           "(for ASR text run 'emofuse transcribe' and set text.source=asr)")
+    texts = df[col].fillna("").astype(str).str.strip()
     empty = df["utt_id"][texts == ""].tolist()
     if empty and cfg.missing == "error":
-        raise EmofuseError(f"{manifest.path}: {len(empty)} utterances have no transcript in column {cfg.column!r} (first: "
+        raise EmofuseError(f"{manifest.path}: {len(empty)} utterances have no transcript in column {col!r} (first: "
                            f"{empty[0]}); add the transcripts, or set text.missing=empty to encode them as empty text")
     return texts.tolist()
 
 
-def frontend_config(cfg: dict) -> FrontendConfig:
-    known = FrontendConfig.__dataclass_fields__
-    bad = sorted(set(cfg["features"]) - set(known))
-    if bad:
-        raise EmofuseError(f"features: unknown keys {bad}; known keys are {sorted(known)}")
-    return FrontendConfig(**cfg["features"])
+def frontend_config(cfg: dict):
+    """The run's front-end settings (``features:``): log-mel or Whisper encoder features."""
+    return feature_config(cfg["features"])
 
 
 def _strip_execution(cfg: dict) -> dict:
@@ -133,18 +135,19 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
                                "pass --overwrite to replace it, or --out for a new run folder")
     elif primary:
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cfg_path.with_suffix(".tmp")
-        tmp.write_text(dump_config(cfg))
-        tmp.replace(cfg_path)
+        write_text_atomic(cfg_path, dump_config(cfg))
 
     manifest = read_manifest(cfg["data"]["manifest"])
     modalities = model_modalities(cfg["model"]["name"])
     cache = cfg["data"].get("cache_dir") or (manifest.path.parent / "cache")
-    store = FeatureStore(cache, frontend_config(cfg))
+    store = open_store(cache, frontend_config(cfg))
     keys = manifest.df["audio_sha1"].tolist()
     policy = load_policy(cfg.get("augment"), manifest.classes)  # a bad policy fails before any work
     if policy.active and "audio" not in modalities:
         raise EmofuseError(f"augment.policy={policy.name}: model {cfg['model']['name']!r} reads no audio; set augment.policy=none")
+    if policy.active and not isinstance(store, FeatureStore):
+        raise EmofuseError(f"augment.policy={policy.name} renders log-mel variants; with features.kind="
+                           f"{store.cfg.kind} set augment.policy=none (augmenting Whisper features is not supported)")
     text_store, text_keys = None, None
     if "text" in modalities:  # checked before any audio work, so a missing transcript fails fast
         text_cfg = TextConfig.from_dict(cfg.get("text"))
@@ -196,13 +199,13 @@ def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tu
         "modalities": list(modalities),
         "augmentation": policy.describe() if policy is not None and policy.active else {"policy": "none"},
     }
-    (run_dir / "audit.json").write_text(json.dumps(record, indent=2))
+    write_text_atomic(run_dir / "audit.json", json.dumps(record, indent=2))
 
 
 def _datasets(ctx: RunContext, split: FoldSplit, augment: FoldAugment | None = None) -> dict[str, FeatureDataset]:
     df = ctx.manifest.df.set_index("utt_id")
     cls = {c: i for i, c in enumerate(ctx.classes)}
-    hop = ctx.store.cfg.hop_length / ctx.store.cfg.sample_rate
+    hop = ctx.store.frame_seconds
     crop = ctx.cfg["data"].get("crop_seconds")
     max_eval = ctx.cfg["data"].get("max_eval_seconds")
     seed = int(ctx.cfg.get("seed", 0)) + split.fold
@@ -262,11 +265,11 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     weights = class_weights(datasets["train"].labels, n_classes).tolist() if tr.get("class_weights", True) else None
     model_cfg = dict(cfg["model"])
     model_name = model_cfg.pop("name")
-    module = EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.cfg.n_mels, mean, std,
+    module = EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.dim, mean, std,
                            lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]), scheduler=tr["scheduler"],
                            warmup_epochs=int(tr.get("warmup_epochs", 0)), max_epochs=int(tr["max_epochs"]),
                            class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
-                           frontend=asdict(ctx.store.cfg), text_dim=ctx.text_store.dim if ctx.text_store else None,
+                           frontend=ctx.store.describe(), text_dim=ctx.text_store.dim if ctx.text_store else None,
                            text=asdict(ctx.text_store.cfg) if ctx.text_store else None,
                            spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None)
     dm = FoldDataModule(datasets, int(cfg["data"]["batch_size"]), int(cfg["data"].get("num_workers", 0)), seed)
@@ -314,9 +317,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
             write_predictions(fold_dir / "predictions.csv", split.test, ctx, y, probs)
     plot_confusion(result["test"]["confusion"], ctx.classes, fold_dir / "confusion.png",
                    f"fold {k} test ({', '.join(split.test_groups)})")
-    tmp = fold_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(fold_dir / "metrics.json")
+    write_text_atomic(fold_dir / "metrics.json", json.dumps(result, indent=2))
     return result
 
 
@@ -340,7 +341,7 @@ def fold_augment(ctx: RunContext, split: FoldSplit, fold_dir: Path) -> FoldAugme
         audit = {"policy": policy.name, "train_items": len(record), "train_items_augmented": len(touched),
                  "val_items_augmented": len(touched & set(split.val)), "test_items_augmented": len(touched & set(split.test)),
                  "passed": not outside}
-        (fold_dir / "augment_audit.json").write_text(json.dumps(audit, indent=2))
+        write_text_atomic(fold_dir / "augment_audit.json", json.dumps(audit, indent=2))
         if outside:
             raise LeakageError(f"fold {split.fold}: augmentation would touch non-training items {sorted(outside)[:3]}")
     return augment
@@ -442,7 +443,7 @@ def summarize_run(ctx: RunContext) -> dict | None:
         "per_fold": [{"fold": m["fold"], "test_groups": m["test_groups"], "best_epoch": m["best_epoch"],
                       **{k: m["test"][k] for k in HEADLINE}} for m in fold_metrics],
     })
-    (ctx.run_dir / ("summary.json" if complete else "summary.partial.json")).write_text(json.dumps(summary, indent=2))
+    write_text_atomic(ctx.run_dir / ("summary.json" if complete else "summary.partial.json"), json.dumps(summary, indent=2))
     (ctx.run_dir / "results.md").write_text(results_markdown(summary))
     plot_confusion(summary["confusion"], ctx.classes, ctx.run_dir / "confusion.png",
                    f"{summary['model']}: all folds pooled")
