@@ -160,3 +160,17 @@ def test_prepare_is_idempotent_and_notices_changes(tmp_path):
     assert prepare("ravdess", root, tmp_path / "m", class_map="ravdess4", workers=1).up_to_date is False
     meta = json.loads((tmp_path / "m" / "prepare.json").read_text())
     assert meta["class_map"] == "ravdess4"
+
+
+def test_synthetic_corpus_can_have_iemocap_like_skewed_durations(tmp_path):
+    """The scale benchmark's corpus: log-normal lengths clipped to [min, max], most clips short."""
+    from emofuse.synth import SynthSpec, make_synthetic_corpus
+
+    info = make_synthetic_corpus(tmp_path / "c", SynthSpec(sessions=1, per_class=12, durations="iemocap", max_seconds=20.0, seed=4))
+    secs = np.array([sf.info(str(p)).duration for p in (tmp_path / "c").rglob("*.wav")])
+    assert len(secs) == info["utterances"] and secs.min() >= 1.0 - 1e-3 and secs.max() <= 20.0 + 1e-3
+    assert np.mean(secs) > np.median(secs) and 2.5 < np.median(secs) < 5.5  # right-skewed, IEMOCAP-like
+    assert abs(info["hours"] - secs.sum() / 3600) < 1e-3
+    assert json.loads((tmp_path / "c" / "SYNTHETIC.json").read_text())["spec"]["durations"] == "iemocap"
+    with pytest.raises(ValueError, match="durations must be"):
+        make_synthetic_corpus(tmp_path / "d", SynthSpec(durations="gamma"))

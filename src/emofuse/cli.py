@@ -50,10 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     q = add("synth", "Write the built-in synthetic corpus (IEMOCAP release layout).", """
         emofuse synth /tmp/synth
         emofuse synth /tmp/synth --sessions 5 --per-class 20 --seed 1
+        emofuse synth /tmp/iemocap_size --per-class 138 --durations iemocap --max-seconds 20   # ~5,500 utts, ~7 h
         """)
     q.add_argument("out")
     q.add_argument("--sessions", type=int, default=5)
     q.add_argument("--per-class", type=int, default=10, help="utterances per speaker and class")
+    q.add_argument("--durations", choices=["uniform", "iemocap"], default="uniform",
+                   help="clip lengths: uniform in [min, max], or IEMOCAP's skewed log-normal shape")
+    q.add_argument("--min-seconds", type=float, default=1.0)
+    q.add_argument("--max-seconds", type=float, default=2.5)
     q.add_argument("--sample-rate", type=int, default=16000)
     q.add_argument("--seed", type=int, default=0)
 
@@ -333,8 +338,10 @@ def _dispatch(args) -> int:
         from .synth import SynthSpec, make_synthetic_corpus
 
         info = make_synthetic_corpus(args.out, SynthSpec(sessions=args.sessions, per_class=args.per_class,
-                                                         sample_rate=args.sample_rate, seed=args.seed))
-        print(f"wrote {info['utterances']} utterances to {args.out} ({json.dumps(info['labels'])})")
+                                                         min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                                         durations=args.durations, sample_rate=args.sample_rate,
+                                                         seed=args.seed))
+        print(f"wrote {info['utterances']} utterances ({info['hours']:.2f} h) to {args.out} ({json.dumps(info['labels'])})")
         print(f"next: emofuse prepare iemocap {args.out} --out {args.out.rstrip('/')}_manifest")
         return 0
     if args.command == "folds":

