@@ -45,23 +45,12 @@ def _extract_chunk(args: tuple[list[str], FrontendConfig]) -> list[np.ndarray]:
     return out  # type: ignore[return-value]
 
 
-class FeatureStore:
-    """Content-keyed, memory-mapped log-mel features (one ``ShardedArrays`` folder per setting).
+class CachedFeatures:
+    """The read side shared by the audio feature caches: ``cfg`` (settings with ``sample_rate``
+    and ``hop_length``) and ``arrays`` (the ``ShardedArrays`` folder), set by the subclass."""
 
-    Args:
-        cache_root: the cache folder (shared by every corpus and run).
-        cfg: front-end settings; they name the sub-folder.
-    """
-
-    def __init__(self, cache_root: str | Path, cfg: FrontendConfig = FrontendConfig()) -> None:
-        self.cfg = cfg
-        self.arrays = ShardedArrays(Path(cache_root) / f"logmel-{cfg.key()}", asdict(cfg), "features for audio")
-        self.dir = self.arrays.dir
-
-    @property
-    def dim(self) -> int:
-        """Feature size per frame (mel bands)."""
-        return self.cfg.n_mels
+    cfg: FrontendConfig
+    arrays: ShardedArrays
 
     @property
     def frame_seconds(self) -> float:
@@ -81,8 +70,27 @@ class FeatureStore:
         return self.arrays.rows(key)
 
     def get(self, key: str) -> np.ndarray:
-        """(T, n_mels) float32 view (memory-mapped; copy before writing to it)."""
+        """(T, dim) float32 view (memory-mapped; copy before writing to it)."""
         return self.arrays.get(key)
+
+
+class FeatureStore(CachedFeatures):
+    """Content-keyed, memory-mapped log-mel features (one ``ShardedArrays`` folder per setting).
+
+    Args:
+        cache_root: the cache folder (shared by every corpus and run).
+        cfg: front-end settings; they name the sub-folder.
+    """
+
+    def __init__(self, cache_root: str | Path, cfg: FrontendConfig = FrontendConfig()) -> None:
+        self.cfg = cfg
+        self.arrays = ShardedArrays(Path(cache_root) / f"logmel-{cfg.key()}", asdict(cfg), "features for audio")
+        self.dir = self.arrays.dir
+
+    @property
+    def dim(self) -> int:
+        """Feature size per frame (mel bands)."""
+        return self.cfg.n_mels
 
     def ensure(self, keys: list[str], paths: list[str | Path], workers: int | None = None, progress: bool = True) -> int:
         """Compute and store features for every key not yet cached.

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..audio import read_audio
 from ..shards import ShardedArrays
+from .store import CachedFeatures
 
 KIND = "whisper_encoder"
 SHARD_UTTERANCES = 256
@@ -57,7 +58,7 @@ class WhisperFeatureConfig:
         return encoder_frames(n_samples)
 
 
-class WhisperFeatureStore:
+class WhisperFeatureStore(CachedFeatures):
     """Content-keyed Whisper encoder outputs; the interface of ``FeatureStore``.
 
     Args:
@@ -79,33 +80,12 @@ class WhisperFeatureStore:
             return int(self.arrays.get(keys[0]).shape[1])
         return int(self.model().encode([np.zeros(16000, np.float32)])[0].shape[1])
 
-    @property
-    def frame_seconds(self) -> float:
-        return self.cfg.hop_length / self.cfg.sample_rate
-
-    def describe(self) -> dict:
-        """What a checkpoint stores to rebuild this front end on new audio."""
-        return asdict(self.cfg)
-
     def model(self):
         if self._model is None:
             from ..pretrained import WhisperModel
 
             self._model = WhisperModel(self.cfg.model, self.cfg.device, self.cfg.compute_type, self.cfg.threads)
         return self._model
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.arrays
-
-    def missing(self, keys: list[str]) -> list[str]:
-        return self.arrays.missing(keys)
-
-    def frames(self, key: str) -> int:
-        return self.arrays.rows(key)
-
-    def get(self, key: str) -> np.ndarray:
-        """(T, d_model) float32 view (memory-mapped; copy before writing to it)."""
-        return self.arrays.get(key)
 
     def ensure(self, keys: list[str], paths: list[str | Path], workers: int | None = None, progress: bool = True) -> int:
         """Encode and store every clip not yet cached; returns how many were computed.
