@@ -26,13 +26,17 @@ from emofuse.training.run import open_run, run_cv
 REPO = Path(__file__).resolve().parents[1]
 # Exactly the overrides of ravdess_audio_models.py for resnet18, 8-class.
 BASE = ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"]
+# Rows beyond the three policies: the class-differentiated policy with one half switched off.
+VARIANTS = {"class_differentiated_waveform_only": ("class_differentiated", ["augment.specaugment=false"]),
+            "class_differentiated_specaugment_only": ("class_differentiated", ["augment.waveform=false"])}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
-    ap.add_argument("--policies", default="none,uniform,class_differentiated")
+    ap.add_argument("--policies", default="none,uniform,class_differentiated",
+                    help=f"none, uniform, class_differentiated and the ablation rows {', '.join(VARIANTS)}")
     ap.add_argument("--noise-dir", help="MUSAN-layout folder (default: a synthetic bank under --out)")
     args = ap.parse_args()
     out = Path(args.out)
@@ -47,8 +51,9 @@ def main() -> int:
             cfg = load_config("resnet18", [*common, "name=resnet18_ravdess8", "model.base_channels=32"])
             run_dir = out / "runs" / "resnet18_ravdess8"
         else:
+            base, extra = VARIANTS.get(policy, (policy, []))
             cfg = load_config("resnet18_augment", [*common, f"name=resnet18_ravdess8_{policy}", "model.base_channels=32",
-                                                   f"augment.policy={policy}", f"augment.noise_dir={noise}"])
+                                                   f"augment.policy={base}", f"augment.noise_dir={noise}", *extra])
             run_dir = out / "runs" / f"resnet18_ravdess8_{policy}"
         s = run_cv(open_run(cfg, run_dir), progress=False)
         rows.append({"policy": policy, "run": str(run_dir), **{k: s[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},

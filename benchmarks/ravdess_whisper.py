@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from _common import machine as describe_machine, ravdess_manifest
-from emofuse.asr import transcribe_manifest, wer
+from emofuse.asr import normalize_words, transcribe_manifest, wer
 from emofuse.config import load_config
 from emofuse.features import open_store
 from emofuse.manifest import read_manifest
@@ -91,8 +91,8 @@ def main() -> int:
 
 
 def _exact(df: pd.DataFrame) -> float:
-    norm = lambda s: " ".join(str(s).lower().replace(".", "").replace(",", "").split())  # noqa: E731
-    return float((df["text"].map(norm) == df["text_asr"].map(norm)).mean())
+    """Share of clips whose transcript has exactly the sentence's words (case and punctuation aside)."""
+    return float((df["text"].map(normalize_words) == df["text_asr"].map(normalize_words)).mean())
 
 
 def _top(col: pd.Series, k: int = 5) -> list[tuple[str, int]]:
