@@ -30,6 +30,7 @@ def test_cv_of_each_text_and_fusion_config(config, synth_manifest, tmp_path):
     assert f"modalities: {' + '.join(expected)}" in (run / "results.md").read_text()
     audit = json.loads((run / "audit.json").read_text())
     assert audit["passed"] and audit["modalities"] == expected and "frozen encoder" in audit["guarantees"]["text"]
+    assert "transcripts: manual (column 'text')" in audit["guarantees"]["text"]
     n = len(pd.read_csv(synth_manifest / "manifest.csv"))
     assert sum(map(sum, summary["confusion"])) == n
     for k in range(5):

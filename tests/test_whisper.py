@@ -196,20 +196,28 @@ def test_transcribe_fills_a_column_resumes_and_feeds_the_text_branch(small_manif
 
     m = read_manifest(small_manifest)
     sub = tmp_path / "sub"
-    write_manifest(m.df.head(4).copy(), {**m.meta, "root": str(m.root)}, sub)
+    write_manifest(m.df.copy(), {**m.meta, "root": str(m.root)}, sub)
+    n = len(m.df)
     with pytest.raises(EmofuseError, match="emofuse transcribe"):
         transcripts(read_manifest(sub), TextConfig(source="asr"))
-    r = transcribe_manifest(sub, threads=1, progress=False)
-    assert r.transcribed == 4 and r.cached == 0 and r.wer_vs_manual is not None
+    r = transcribe_manifest(sub, threads=1, batch_size=8, progress=False)
+    assert r.transcribed == n and r.cached == 0 and r.wer_vs_manual is not None
+    assert r.side_file.name.startswith("tiny.en-")
     df = read_manifest(sub).df
     assert "text_asr" in df.columns and df["text_asr"].map(type).eq(str).all()
     assert json.loads((sub / "prepare.json").read_text())["asr"]["text_asr"]["model"] == "tiny.en"
-    # Interrupted after two clips: only the other two are transcribed again.
+    # Interrupted after all but two clips: only those two are transcribed again.
     side = pd.read_csv(r.side_file)
-    side.head(2).to_csv(r.side_file, index=False)
+    side.head(n - 2).to_csv(r.side_file, index=False)
     r2 = transcribe_manifest(sub, threads=1, progress=False)
-    assert r2.transcribed == 2 and len(pd.read_csv(r2.side_file)) == 4
+    assert r2.transcribed == 2 and len(pd.read_csv(r2.side_file)) == n
     assert transcripts(read_manifest(sub), TextConfig(source="asr", missing="empty")) == \
         read_manifest(sub).df["text_asr"].fillna("").str.strip().tolist()
     with pytest.raises(EmofuseError, match="text.source must be"):
         TextConfig.from_dict({"source": "whisper"})
+    # The text branch trains on the ASR column (synthetic tones transcribe to little: empty allowed).
+    run = tmp_path / "asr_run"
+    r = run_cli("train", "text_mlp", "--fold", "0", f"data.manifest={sub}", f"data.cache_dir={small_manifest / 'cache'}",
+                "text.source=asr", "text.missing=empty", "train.max_epochs=1", "model.hidden=16", "--out", str(run))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "transcripts: ASR (column 'text_asr'" in json.loads((run / "audit.json").read_text())["guarantees"]["text"]

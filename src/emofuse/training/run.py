@@ -194,7 +194,9 @@ def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tu
                              "only; validation and test items are always read clean"),
             "text": ("not used" if text_store is None else
                      f"frozen encoder {Path(str(text_store.dir)).name} (never trained); token embeddings computed once per "
-                     "distinct transcript, the same for every fold, and no label reaches the encoder"),
+                     "distinct transcript, the same for every fold, and no label reaches the encoder; transcripts: "
+                     + ("manual (column " + repr(text_store.cfg.column) + ")" if text_store.cfg.source == "manual" else
+                        "ASR (column 'text_asr' from 'emofuse transcribe', which never reads labels)")),
         },
         "modalities": list(modalities),
         "augmentation": policy.describe() if policy is not None and policy.active else {"policy": "none"},
