@@ -17,61 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-from _common import machine as describe_machine
+from _common import machine as describe_machine, run_step
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _tree_rss(root: int) -> int:
-    """Proportional resident bytes (PSS: shared pages split between their users, so the
-    libraries every worker maps count once) of ``root`` and all its descendants (Linux /proc)."""
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total
-
-
-def run_step(name: str, args: list[str]) -> dict:
-    """Run ``emofuse ARGS``; wall time and peak tree memory."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "emofuse", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, env=env)
-    peak = [0]
-
-    def sample():
-        while p.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(p.pid))
-            time.sleep(0.2)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out = p.communicate()[0]
-    th.join()
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        print(out[-3000:], file=sys.stderr)
-        raise SystemExit(f"step {name} failed (exit {p.returncode})")
-    last = [line for line in out.splitlines() if line.strip()][-1:]
-    print(f"{name}: {wall:.0f} s, peak {peak[0] / 2**20:.0f} MiB | {last[0][:160] if last else ''}", file=sys.stderr)
-    return {"step": name, "wall_s": round(wall, 1), "peak_mib": round(peak[0] / 2**20), "output": out[-4000:]}
 
 
 def main() -> int:
