@@ -67,6 +67,25 @@ def test_audit_catches_speaker_and_utterance_leaks(tmp_path):
     assert json.loads((tmp_path / "f" / "audit.json").read_text())["passed"] is False
 
 
+def test_audit_catches_the_same_recording_under_two_speakers(tmp_path):
+    """A file copied under another speaker's name would put one recording in train and test."""
+    df = ravdess_like(24, 2)
+    df["audio_sha1"] = [f"{i:040x}" for i in range(len(df))]
+    fold = make_folds(df, scheme="speaker")[0]
+    assert audit_split(fold, df)["passed"]
+    df.loc[df["utt_id"] == fold.test[0], "audio_sha1"] = df.loc[df["utt_id"] == fold.train[0], "audio_sha1"].item()
+    audit = audit_split(fold, df)
+    assert not audit["passed"]
+    assert audit["checks"]["same_audio_in_train_and_test"] == sorted([fold.train[0], fold.test[0]])
+    with pytest.raises(LeakageError, match="same_audio_in_train_and_test"):
+        write_split(fold, df, tmp_path / "f")
+    # The same recording twice inside one part (RAVDESS has such a pair) is not a leak.
+    df2 = ravdess_like(24, 2)
+    df2["audio_sha1"] = [f"{i:040x}" for i in range(len(df2))]
+    df2.loc[1, "audio_sha1"] = df2.loc[0, "audio_sha1"]
+    assert all(audit_split(f, df2)["passed"] for f in make_folds(df2, scheme="speaker"))
+
+
 def test_no_random_utterance_split_and_clear_errors():
     df = ravdess_like(4, 2)
     with pytest.raises(EmofuseError, match="unknown fold scheme 'random'"):

@@ -135,13 +135,16 @@ def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds
 
 
 def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
-    """Check that no speaker and no utt_id is in two parts; return the audit record.
+    """Check that no speaker, no utt_id and no recording (identical audio content, the
+    manifest's ``audio_sha1``: a file copied under another name or speaker) is in two parts;
+    return the audit record.
 
     Raises:
         LeakageError: on any overlap (the audit would be written with ``passed: false`` first
             by ``write_split``).
     """
     spk_of = dict(zip(df["utt_id"], df["speaker"]))
+    sha_of = dict(zip(df["utt_id"], df["audio_sha1"])) if "audio_sha1" in df.columns else None
     parts = split.parts()
     speakers = {p: sorted({spk_of[u] for u in ids}) for p, ids in parts.items()}
     checks: dict[str, list[str]] = {}
@@ -150,6 +153,9 @@ def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
         for b in names[a_i + 1:]:
             checks[f"speakers_in_{a}_and_{b}"] = sorted(set(speakers[a]) & set(speakers[b]))
             checks[f"utt_ids_in_{a}_and_{b}"] = sorted(set(parts[a]) & set(parts[b]))[:20]
+            if sha_of is not None:
+                shared = {sha_of[u] for u in parts[a]} & {sha_of[u] for u in parts[b]}
+                checks[f"same_audio_in_{a}_and_{b}"] = sorted(u for u in parts[a] + parts[b] if sha_of[u] in shared)[:20]
     for p, ids in parts.items():
         dup = pd.Series(ids)
         checks[f"duplicate_utt_ids_in_{p}"] = sorted(dup[dup.duplicated()].unique().tolist())[:20]
