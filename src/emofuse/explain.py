@@ -171,9 +171,9 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
         kind, sal = "grad-cam", grad_cam(module, inputs, t)
     else:
         kind, sal = "gradient x input", frame_saliency(module, inputs, t)
-    whisper = predictor.frontend.kind != "logmel"
+    fe = predictor.frontend
     return Explanation(utt, kind, predictor.classes[pred], predictor.classes[t], logmel, sal, token_map, tokens,
-                       "Whisper encoder frames" if whisper else "log-mel", 0.02 if whisper else 0.01)
+                       "log-mel" if fe.kind == "logmel" else "Whisper encoder frames", fe.cfg.hop_length / fe.cfg.sample_rate)
 
 
 def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float | None = None) -> Path:

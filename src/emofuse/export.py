@@ -22,7 +22,7 @@ from torch import nn
 
 from . import __version__
 from .errors import EmofuseError
-from .features import feature_config
+from .features import WhisperFeatureConfig, feature_config
 
 FORMATS = ("torchscript", "onnx")
 
@@ -88,7 +88,7 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
     names = input_names(module)
     fixed = fmt == "onnx" and any(isinstance(m, nn.MultiheadAttention) for m in graph.modules())
     fe = feature_config(module.hparams.get("frontend"))
-    whisper = getattr(fe, "kind", "logmel") == "whisper_encoder"
+    whisper = isinstance(fe, WhisperFeatureConfig)
     hop = fe.hop_length / fe.sample_rate
     frames = int(round(window_seconds / hop)) + 1
     tokens = int((module.hparams.get("text") or {}).get("max_tokens", 64))

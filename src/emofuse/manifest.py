@@ -78,8 +78,7 @@ def read_manifest(path: str | Path) -> Manifest:
 
 
 def write_manifest(df: pd.DataFrame, meta: dict, out_dir: Path) -> Path:
-    """Write manifest.csv and prepare.json atomically (temp file, then rename).
-    """
+    """Write manifest.csv and prepare.json atomically (temp file, then rename)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / MANIFEST_NAME
     tmp = temp_path(csv_path)

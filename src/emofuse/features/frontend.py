@@ -34,6 +34,15 @@ def feature_config(d: dict | None) -> FrontendConfig | WhisperFeatureConfig:
     return cls(**d)
 
 
+def pad_sequences(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n_i, D) tensors -> zero-padded (B, max n, D) and (B,) lengths."""
+    lengths = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
+    out = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1])
+    for i, s in enumerate(seqs):
+        out[i, : s.shape[0]] = s
+    return out, lengths
+
+
 def open_store(cache_root, cfg: FrontendConfig | WhisperFeatureConfig) -> FeatureStore | WhisperFeatureStore:
     """The feature cache for these settings under ``cache_root``."""
     return WhisperFeatureStore(cache_root, cfg) if isinstance(cfg, WhisperFeatureConfig) else FeatureStore(cache_root, cfg)
@@ -72,12 +81,5 @@ class Extractor:
             with torch.no_grad():
                 return self._logmel(batch, torch.tensor([len(w) for w in waves]))
         if self._whisper is None:
-            from ..pretrained import WhisperModel
-
-            self._whisper = WhisperModel(self.cfg.model, self.cfg.device, self.cfg.compute_type, self.cfg.threads)
-        feats = self._whisper.encode(waves, self.cfg.batch_size)
-        frames = torch.tensor([len(f) for f in feats])
-        out = torch.zeros(len(feats), int(frames.max()), feats[0].shape[1])
-        for i, f in enumerate(feats):
-            out[i, : len(f)] = torch.from_numpy(f)
-        return out, frames
+            self._whisper = self.cfg.load_model()
+        return pad_sequences([torch.from_numpy(f) for f in self._whisper.encode(waves, self.cfg.batch_size)])

@@ -52,6 +52,12 @@ class WhisperFeatureConfig:
         ident = {"kind": KIND, "model": model_identity(self.model), "compute_type": self.compute_type}
         return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
+    def load_model(self):
+        """The frozen ``WhisperModel`` these settings name (needs the ``pretrained`` extra)."""
+        from ..pretrained import WhisperModel
+
+        return WhisperModel(self.model, self.device, self.compute_type, self.threads)
+
     def n_frames(self, n_samples: int) -> int:
         from ..pretrained import encoder_frames
 
@@ -82,9 +88,7 @@ class WhisperFeatureStore(CachedFeatures):
 
     def model(self):
         if self._model is None:
-            from ..pretrained import WhisperModel
-
-            self._model = WhisperModel(self.cfg.model, self.cfg.device, self.cfg.compute_type, self.cfg.threads)
+            self._model = self.cfg.load_model()
         return self._model
 
     def ensure(self, keys: list[str], paths: list[str | Path], workers: int | None = None, progress: bool = True) -> int:

@@ -154,6 +154,20 @@ class WhisperModel:
             counts.append(len(pieces))
         return chunks, counts
 
+    def _per_clip(self, waves: list[np.ndarray], batch_size: int, fn) -> list[list]:
+        """Cut clips into 30 s chunks, run ``fn(chunks, features)`` (one result per chunk) a batch
+        at a time, and give back each clip's results in order."""
+        chunks, counts = self._chunks(waves)
+        outs: list = []
+        for s in range(0, len(chunks), batch_size):
+            part = chunks[s:s + batch_size]
+            outs += fn(part, self._features(part))
+        grouped, i = [], 0
+        for n in counts:
+            grouped.append(outs[i:i + n])
+            i += n
+        return grouped
+
     def encode(self, waves: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Encoder outputs for 16 kHz mono clips, trimmed to each clip's real length.
 
@@ -161,17 +175,11 @@ class WhisperModel:
             one (encoder_frames(len(wave)), d_model) float32 array per clip; clips over 30 s are
             encoded chunk by chunk and the chunks' frames concatenated.
         """
-        chunks, counts = self._chunks(waves)
-        outs: list[np.ndarray] = []
-        for s in range(0, len(chunks), batch_size):
-            part = chunks[s:s + batch_size]
-            enc = np.asarray(self.model.encode(self._features(part), to_cpu=True), dtype=np.float32)
-            outs += [enc[i, : encoder_frames(len(c))] for i, c in enumerate(part)]
-        result, i = [], 0
-        for n in counts:
-            result.append(np.ascontiguousarray(np.concatenate(outs[i:i + n], axis=0)))
-            i += n
-        return result
+        def run(part, feats):
+            enc = np.asarray(self.model.encode(feats, to_cpu=True), dtype=np.float32)
+            return [enc[i, : encoder_frames(len(c))] for i, c in enumerate(part)]
+
+        return [np.ascontiguousarray(np.concatenate(g, axis=0)) for g in self._per_clip(waves, batch_size, run)]
 
     def _prompt(self, language: str) -> list[str]:
         if not self.multilingual:
@@ -192,15 +200,10 @@ class WhisperModel:
     def transcribe(self, waves: list[np.ndarray], batch_size: int = 8, beam_size: int = 1, language: str = "en",
                    max_length: int = 224) -> list[str]:
         """Transcripts of 16 kHz mono clips (clips over 30 s: each chunk decoded, joined with spaces)."""
-        chunks, counts = self._chunks(waves)
-        tok, texts = self.tokenizer(), []
-        for s in range(0, len(chunks), batch_size):
-            part = chunks[s:s + batch_size]
-            res = self.model.generate(self._features(part), [self._prompt(language)] * len(part), beam_size=int(beam_size),
-                                      max_length=int(max_length))
-            texts += [tok.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in res]
-        out, i = [], 0
-        for n in counts:
-            out.append(" ".join(t for t in texts[i:i + n] if t))
-            i += n
-        return out
+        tok, prompt = self.tokenizer(), self._prompt(language)
+
+        def run(part, feats):
+            res = self.model.generate(feats, [prompt] * len(part), beam_size=int(beam_size), max_length=int(max_length))
+            return [tok.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in res]
+
+        return [" ".join(t for t in g if t) for g in self._per_clip(waves, batch_size, run)]

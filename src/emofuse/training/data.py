@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..features import FeatureStore
+from ..features import FeatureStore, pad_sequences
 
 
 class FeatureDataset(Dataset):
@@ -87,15 +87,6 @@ class FeatureDataset(Dataset):
         if self.text_store is not None:
             item["text"] = torch.from_numpy(np.array(self.text_store.get(self.text_keys[i]), dtype=np.float32))
         return item
-
-
-def pad_sequences(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n_i, D) tensors -> zero-padded (B, max n, D) and (B,) lengths."""
-    lengths = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
-    out = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1])
-    for i, s in enumerate(seqs):
-        out[i, : s.shape[0]] = s
-    return out, lengths
 
 
 def collate(batch: list[dict]) -> dict[str, torch.Tensor]:

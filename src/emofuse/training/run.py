@@ -179,6 +179,13 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
 
 def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tuple[str, ...] = ("audio",),
                     text_store: TextStore | None = None, policy: Policy | None = None) -> None:
+    text = None
+    if text_store is not None:
+        tc = text_store.cfg
+        source = (f"manual (column {tc.read_column!r})" if tc.source == "manual" else
+                  f"ASR (column {tc.read_column!r} from 'emofuse transcribe', which never reads labels)")
+        text = (f"frozen encoder {Path(str(text_store.dir)).name} (never trained); token embeddings computed once per "
+                f"distinct transcript, the same for every fold, and no label reaches the encoder; transcripts: {source}")
     record = {
         "passed": all(a["passed"] for a in audits),
         "folds": [{"fold": a["fold"], "passed": a["passed"], "test_groups": a["test_groups"], "counts": a["counts"],
@@ -192,11 +199,7 @@ def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tu
                              f"policy {policy.name}: waveform variants rendered and read for each fold's training items only "
                              "(a guard refuses any other item; list in fold_K/augmented.csv), SpecAugment in training steps "
                              "only; validation and test items are always read clean"),
-            "text": ("not used" if text_store is None else
-                     f"frozen encoder {Path(str(text_store.dir)).name} (never trained); token embeddings computed once per "
-                     "distinct transcript, the same for every fold, and no label reaches the encoder; transcripts: "
-                     + ("manual (column " + repr(text_store.cfg.column) + ")" if text_store.cfg.source == "manual" else
-                        "ASR (column 'text_asr' from 'emofuse transcribe', which never reads labels)")),
+            "text": text or "not used",
         },
         "modalities": list(modalities),
         "augmentation": policy.describe() if policy is not None and policy.active else {"policy": "none"},
