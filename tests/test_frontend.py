@@ -120,7 +120,7 @@ def test_interrupted_cache_keeps_finished_shards(synth_manifest, tmp_path, monke
     keys, paths = m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]]
     monkeypatch.setattr(store_mod, "SHARD_UTTERANCES", 32)
     calls = {"n": 0}
-    real = store_mod._extract_chunk
+    real = store_mod._extract_files
 
     def flaky(args):
         calls["n"] += 1
@@ -128,10 +128,10 @@ def test_interrupted_cache_keeps_finished_shards(synth_manifest, tmp_path, monke
             raise KeyboardInterrupt
         return real(args)
 
-    monkeypatch.setattr(store_mod, "_extract_chunk", flaky)
+    monkeypatch.setattr(store_mod, "_extract_files", flaky)
     with pytest.raises(KeyboardInterrupt):
         FeatureStore(tmp_path / "c").ensure(keys, paths, workers=1, progress=False)
-    monkeypatch.setattr(store_mod, "_extract_chunk", real)
+    monkeypatch.setattr(store_mod, "_extract_files", real)
     resumed = FeatureStore(tmp_path / "c")
     assert len(set(keys)) - len(resumed.missing(keys)) == 64  # the two finished shards survived
     assert resumed.ensure(keys, paths, workers=1, progress=False) == len(set(keys)) - 64

@@ -44,7 +44,9 @@ def read_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
     if not path.is_file():
         raise EmofuseError(f"{path}: audio file not found; check the path or re-run 'emofuse prepare'")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types for corrupt data
         raise EmofuseError(f"{path}: cannot decode audio ({exc}); re-export it as WAV/FLAC or remove it") from None
     return to_mono_16k(data, sr, target_sr)
@@ -52,7 +54,10 @@ def read_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
 
 def to_mono_16k(data: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarray:
     """(N, C) or (N,) samples at ``sr`` -> (M,) float32 mono at ``target_sr``."""
-    wav = data.mean(axis=1) if data.ndim == 2 else data
+    if data.ndim == 2:
+        wav = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+    else:
+        wav = data
     wav = np.ascontiguousarray(wav, dtype=np.float32)
     if sr != target_sr and wav.size:
         wav = soxr.resample(wav, sr, target_sr, quality="HQ").astype(np.float32, copy=False)

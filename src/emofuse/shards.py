@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -85,28 +86,35 @@ class ShardedArrays:
 
     def next_shard(self) -> int:
         """Claim the next free shard number for this writer (exclusive create, safe across processes)."""
-        taken = [*self.dir.glob("shard-*.npy"), *self.dir.glob(".shard-*.claim")]
-        shard = 1 + max((int(p.name.split("-")[1].split(".")[0]) for p in taken), default=-1)
-        while True:
-            try:
-                os.close(os.open(self.dir / f".shard-{shard:05d}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                return shard
-            except FileExistsError:
-                shard += 1
+        return _claim_shard(self.dir)
 
     def write_shard(self, shard: int, keys: list[str], arrays: list[np.ndarray]) -> None:
         """Store ``arrays`` (each (rows_i, dim)) as one shard, atomically."""
-        lengths = [len(a) for a in arrays]
+        self._register(shard, keys, _write_shard(self.dir, shard, keys, arrays))
+
+    def _register(self, shard: int, keys: list[str], lengths: list[int]) -> None:
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
-        npy = self.dir / f"shard-{shard:05d}.npy"
-        tmp = self.dir / f".shard-{shard:05d}.tmp.npy"
-        np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32))
-        tmp.replace(npy)
-        csv_tmp = self.dir / f".shard-{shard:05d}.tmp.csv"
-        pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
-        csv_tmp.replace(self.dir / f"shard-{shard:05d}.csv")
         for k, off, n in zip(keys, offsets, lengths):
             self._index[k] = (shard, int(off), int(n))
+
+    def fill(self, fn: Callable, jobs: list[tuple[list[str], object]], workers: int,
+             on_job: Callable[[int], object] | None = None) -> int:
+        """Compute and store items in worker processes, each job writing its own shard.
+
+        ``fn(payload)`` returns one (rows_i, dim) array per key of the job; ``jobs`` are
+        (keys, payload) pairs, payloads picklable. The arrays never travel back to this process
+        (only the keys and row counts do), so the parent neither copies nor writes them, and an
+        interruption keeps every finished job's shard. Returns how many items were stored.
+        """
+        total = 0
+        work = [(fn, str(self.dir), keys, payload) for keys, payload in jobs]
+        with closing(map_in_processes(_compute_and_write, work, workers)) as results:  # the pool stops with us
+            for shard, keys, lengths in results:
+                self._register(shard, keys, lengths)
+                total += len(keys)
+                if on_job is not None:
+                    on_job(len(keys))
+        return total
 
     def store_stream(self, chunks: Iterable[list[tuple[str, np.ndarray]]], shard_items: int,
                      on_chunk: Callable[[int], object] | None = None) -> int:
@@ -129,6 +137,41 @@ class ShardedArrays:
         else:
             (self.dir / f".shard-{shard:05d}.claim").unlink(missing_ok=True)
         return total
+
+
+def _claim_shard(folder: Path) -> int:
+    taken = [*folder.glob("shard-*.npy"), *folder.glob(".shard-*.claim")]
+    shard = 1 + max((int(p.name.split("-")[1].split(".")[0]) for p in taken), default=-1)
+    while True:
+        try:
+            os.close(os.open(folder / f".shard-{shard:05d}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return shard
+        except FileExistsError:
+            shard += 1
+
+
+def _write_shard(folder: Path, shard: int, keys: list[str], arrays: list[np.ndarray]) -> list[int]:
+    """Write one shard (the .npy, then the .csv index, each under a temporary name and renamed);
+    returns the row count of each array."""
+    lengths = [len(a) for a in arrays]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+    tmp = folder / f".shard-{shard:05d}.tmp.npy"
+    np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32, copy=False))
+    tmp.replace(folder / f"shard-{shard:05d}.npy")
+    csv_tmp = folder / f".shard-{shard:05d}.tmp.csv"
+    pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
+    csv_tmp.replace(folder / f"shard-{shard:05d}.csv")
+    return lengths
+
+
+def _compute_and_write(args: tuple[Callable, str, list[str], object]) -> tuple[int, list[str], list[int]]:
+    """Worker side of ``ShardedArrays.fill``: compute one job's arrays and write them as a shard."""
+    fn, folder, keys, payload = args
+    arrays = fn(payload)
+    if len(arrays) != len(keys):
+        raise RuntimeError(f"{fn.__name__} returned {len(arrays)} arrays for {len(keys)} keys")
+    shard = _claim_shard(Path(folder))
+    return shard, keys, _write_shard(Path(folder), shard, keys, arrays)
 
 
 def map_in_processes(fn: Callable, jobs: list, workers: int) -> Iterator:
