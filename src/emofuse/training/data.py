@@ -28,8 +28,12 @@ class FeatureDataset(Dataset):
             1 - clean_prob, and oversampled classes get extra items that always read a variant.
 
     Items:
-        dict with ``x`` (T, F) float32 log-mel (audio models), ``text`` (L, D) float32 token
-        embeddings (text models), ``y`` the label and ``index`` the position in this dataset.
+        ``dataset[i]`` or ``dataset[(i, epoch)]`` (what ``BucketBatchSampler`` yields): dict with
+        ``x`` (T, F) float32 log-mel (audio models), ``text`` (L, D) float32 token embeddings
+        (text models), ``y`` the label and ``index`` the position in this dataset. A training
+        item's random choices (crop window, clean or variant) come from a generator seeded by
+        (seed, epoch, i): the same in any data-loader worker, for any ``num_workers``, and new
+        each epoch.
     """
 
     def __init__(self, store: FeatureStore | None, keys: list[str], labels: list[int], crop_frames: int | None = None,
@@ -58,7 +62,7 @@ class FeatureDataset(Dataset):
             raise ValueError("a dataset needs audio features, text embeddings, or both")
         if text_store is not None and len(self.text_keys) != len(self.keys):
             raise ValueError("text_keys must give one text key per item")
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
         if store is not None:
             full = np.array([store.frames(k) for k in self.keys], dtype=np.int64)  # clean lengths, for bucketing
             limit = crop_frames if train else max_frames
@@ -69,20 +73,22 @@ class FeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        i, epoch = key if isinstance(key, tuple) else (key, 0)
         item: dict = {"y": self.labels[i], "index": i}
         if self.store is not None:
+            rng = np.random.default_rng([self.seed, epoch, i]) if self.train else None
             feats = self.store.get(self.keys[i])
             if self.augment is not None:
                 j = self.source[i]
                 k = self.n_variants[j]
-                if k and (self.is_copy[i] or self.rng.random() >= self.augment.policy.clean_prob):
-                    feats = self.augment.variant(self.utt_ids[j], int(self.rng.integers(k)))
+                if k and (self.is_copy[i] or rng.random() >= self.augment.policy.clean_prob):
+                    feats = self.augment.variant(self.utt_ids[j], int(rng.integers(k)))
             limit = self.crop if self.train else self.max_frames
             n = min(len(feats), limit) if limit else len(feats)
             start = 0
-            if self.train and len(feats) > n:
-                start = int(self.rng.integers(0, len(feats) - n + 1))
+            if rng is not None and len(feats) > n:
+                start = int(rng.integers(0, len(feats) - n + 1))
             item["x"] = torch.from_numpy(np.array(feats[start:start + n], dtype=np.float32))
         if self.text_store is not None:
             item["text"] = torch.from_numpy(np.array(self.text_store.get(self.text_keys[i]), dtype=np.float32))
@@ -108,6 +114,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     (same seed and epoch) and keeps every ``world_size``-th batch, after trimming the list to a
     multiple of the world size so all ranks run the same number of steps.
 
+    Training batches (``shuffle``) carry the epoch with each index, as ``(i, epoch)``, so the
+    dataset draws each item's random crop from (seed, epoch, i) whichever process loads it;
+    evaluation batches are plain indices.
+
     Args:
         lengths: (N,) item lengths in frames.
         batch_size: items per batch.
@@ -124,6 +134,13 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> "BucketBatchSampler":
+        """Lightning hands each epoch to ``loader.batch_sampler.sampler.set_epoch`` (never to the
+        batch sampler itself), so this batch sampler is its own ``sampler``: without it every
+        epoch would replay epoch 0's batches."""
+        return self
 
     def _batches(self) -> list[list[int]]:
         idx = list(range(len(self.lengths)))
@@ -146,7 +163,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self):
-        return iter(self._batches())
+        if not self.shuffle:
+            return iter(self._batches())
+        return iter([[(i, self.epoch) for i in batch] for batch in self._batches()])
 
     def __len__(self) -> int:
         return len(self._batches())
