@@ -82,16 +82,22 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
 
 
 def _mel_bands(fb: np.ndarray, group: int = 16) -> list[tuple[int, int, np.ndarray]]:
-    """Split a (n_freq, n_mels) filterbank into groups of ``group`` bands with the FFT-bin span
-    each group touches: [(lo, hi, (bands, hi - lo) weights)]. Mel filters are triangles over a
-    few bins, so ``power[lo:hi]`` products per group skip the zeros of the dense matrix (about
-    a quarter of its multiply-adds for 64 bands of a 512-point FFT) with the same sums."""
+    """The filterbank as weights on interleaved (real, imaginary) STFT values, in groups of
+    ``group`` bands with the span each group touches: [(lo, hi, (hi - lo, bands) weights)].
+
+    Row ``2k`` and ``2k + 1`` of the interleaved matrix both hold bin ``k``'s weights, so
+    ``squared_re_im[..., lo:hi] @ weights`` sums re^2 + im^2 (the power) and the mel product
+    in one matrix product; mel filters are triangles over a few bins, so the groups skip the
+    zeros of the dense matrix (about a quarter of its multiply-adds for 64 bands of a
+    512-point FFT) with the same sums.
+    """
+    fb2 = np.repeat(fb, 2, axis=0)  # (2 * n_freq, n_mels)
     out = []
-    for start in range(0, fb.shape[1], group):
-        block = fb[:, start:start + group]
+    for start in range(0, fb2.shape[1], group):
+        block = fb2[:, start:start + group]
         rows = np.flatnonzero(np.any(block != 0, axis=1))
         lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
-        out.append((lo, hi, np.ascontiguousarray(block[lo:hi].T)))
+        out.append((lo, hi, np.ascontiguousarray(block[lo:hi])))
     return out
 
 
@@ -122,12 +128,14 @@ class LogMel(nn.Module):
         for g, (_, _, w) in enumerate(self._bands):
             self.register_buffer(f"fb_band{g}", torch.from_numpy(w), persistent=False)
 
-    def _mel(self, power: torch.Tensor) -> torch.Tensor:
-        """(B, n_freq, T) power -> (B, T, n_mels) mel power, band group by band group."""
-        dtype = power.dtype
-        parts = [torch.matmul(getattr(self, f"fb_band{g}").to(dtype), power[:, lo:hi])  # (B, bands, T)
+    def _mel_power(self, spec: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, n_freq, T) complex STFT -> (B, T, n_mels) mel power in ``dtype`` (squares in place)."""
+        re_im = torch.view_as_real(spec.transpose(1, 2))  # (B, T, n_freq, 2): torch.stft's own memory order
+        B, T, F, _ = re_im.shape
+        sq = re_im.reshape(B, T, 2 * F).square_().to(dtype)  # (B, T, 2 * n_freq)
+        parts = [torch.matmul(sq[:, :, lo:hi], getattr(self, f"fb_band{g}").to(dtype))  # (B, T, bands)
                  for g, (lo, hi, _) in enumerate(self._bands)]
-        return torch.cat(parts, dim=1).transpose(1, 2).contiguous()
+        return torch.cat(parts, dim=2)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
@@ -139,10 +147,8 @@ class LogMel(nn.Module):
         stft_dtype = torch.float64 if self.precise else dtype
         spec = torch.stft(wav.to(stft_dtype), cfg.n_fft, cfg.hop_length, cfg.win_length, self.window.to(stft_dtype),
                           center=True, pad_mode="constant", return_complex=True)  # (B, n_freq, T)
-        power = spec.real.square()
-        power.addcmul_(spec.imag, spec.imag)
+        db = self._mel_power(spec, dtype)  # (B, T, n_mels)
         del spec
-        db = self._mel(power.to(dtype))  # (B, T, n_mels)
         db.clamp_(min=cfg.amin).log10_().mul_(10.0)
         frames = 1 + lengths.to(torch.long) // cfg.hop_length  # (B,)
         T = db.shape[1]
