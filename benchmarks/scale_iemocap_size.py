@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def main() -> int:
                                         "--max-seconds", "20"]))
     info = json.loads((corpus / "SYNTHETIC.json").read_text())
     steps.append(run_step("prepare", ["prepare", "iemocap", str(corpus), "--out", str(manifest)]))
+    shutil.rmtree(manifest / "cache", ignore_errors=True)  # the features step computes everything, also with --keep
     steps.append(run_step("features", ["features", str(manifest)]))
     steps.append(run_step("cv, 1 epoch x 5 folds", ["cv", "resnet18", f"data.manifest={manifest}", "model.base_channels=32",
                                                     "data.crop_seconds=3.0", "train.max_epochs=1", "train.warmup_epochs=0",

@@ -113,6 +113,20 @@ def test_cache_reuses_features_and_recomputes_on_new_settings(synth_manifest, tm
     assert other.get(keys[0]).shape[1] == 40
 
 
+def test_worker_processes_write_their_own_shards_with_the_same_features(synth_manifest, tmp_path):
+    m = read_manifest(synth_manifest)
+    keys, paths = m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]]
+    one = FeatureStore(tmp_path / "one")
+    one.ensure(keys, paths, workers=1, progress=False)
+    two = FeatureStore(tmp_path / "two")
+    assert two.ensure(keys, paths, workers=2, progress=False) == len(set(keys))
+    assert len(list(two.dir.glob("shard-*.npy"))) >= 8  # several jobs per worker, a shard each
+    reread = FeatureStore(tmp_path / "two")  # the index on disk matches what the parent registered
+    for k in set(keys):
+        assert np.array_equal(two.get(k), one.get(k)) and np.array_equal(reread.get(k), one.get(k))
+    assert not list(two.dir.glob("*.tmp*"))
+
+
 def test_interrupted_cache_keeps_finished_shards(synth_manifest, tmp_path, monkeypatch):
     import emofuse.features.store as store_mod
 

@@ -7,7 +7,9 @@ Layout of one cache folder::
     shard-00000.csv                key, offset, frames   (rows of each item)
 
 A shard is written whole under a temporary name and renamed, so an interrupted run keeps every
-finished shard and the next one computes only what is missing. Several processes may write to
+finished shard and the next one computes only what is missing. ``ShardedArrays.fill`` has
+worker processes compute and write their shards themselves (only keys and row counts come
+back); ``store_stream`` writes what one process computes. Several processes may write to
 one folder at once (folds trained in parallel rendering their augmented variants, two
 benchmarks sharing a cache): each shard number is claimed with an exclusive create first, so no
 writer overwrites another's shard (the empty ``.shard-N.claim`` files stay as the record). Reads are memory-mapped: a
