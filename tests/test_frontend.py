@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from emofuse.audio import read_audio
+from emofuse import audio
+from emofuse.audio import read_audio, to_mono_16k
+from emofuse.errors import EmofuseError
 from emofuse.features import FeatureStore, FrontendConfig, LogMel, Normalize, fit_stats, mel_filterbank
 from emofuse.manifest import read_manifest
 
@@ -81,6 +83,45 @@ def test_batch_equals_items_one_by_one():
         assert int(frames[i]) == single.shape[1]
         assert torch.allclose(out[i, : frames[i]], single[0], atol=1e-5)
         assert torch.all(out[i, frames[i]:] == out[i, : frames[i]].max() - cfg.top_db)  # floor past the end
+
+
+@pytest.mark.parametrize("n_fft,win_length,hop", [(512, 400, 160), (400, 400, 160), (1024, 400, 100), (512, 401, 128)])
+def test_spectrum_has_the_magnitudes_of_torch_stft(n_fft, win_length, hop):
+    """The windowed-samples-only STFT changes the phase, never the power, for any sizes and lengths."""
+    module = LogMel(FrontendConfig(n_fft=n_fft, win_length=win_length, hop_length=hop))
+    for n in (1, hop - 1, win_length, 16037):
+        x = torch.from_numpy(np.stack([speechlike(1.1, seed=s)[:n] for s in (0, 1)]))  # (2, n) float64
+        ref = torch.stft(x, n_fft, hop, win_length, module.window, center=True, pad_mode="constant",
+                         return_complex=True).transpose(1, 2)  # (2, T, n_freq)
+        ours = module._spectrum(x)
+        assert ours.shape == ref.shape
+        assert (ours.abs().square() - ref.abs().square()).abs().max() <= 1e-12 * ref.abs().square().max()
+
+
+@pytest.mark.parametrize("subtype,channels,sr", [("PCM_16", 1, 16000), ("PCM_24", 2, 44100), ("PCM_S8", 2, 22050)])
+def test_flac_decodes_to_the_samples_libsndfile_gives(tmp_path, subtype, channels, sr):
+    import soundfile as sf
+
+    path = tmp_path / "a.flac"
+    sf.write(path, tone(0.7, sr, 190.0, channels), sr, subtype=subtype)
+    assert audio._read_flac(path) is not None  # dr_flac read it, not the libsndfile fallback
+    data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+    assert np.array_equal(read_audio(path), to_mono_16k(data, file_sr))
+
+
+def test_truncated_or_corrupt_flac_fails_in_one_line_naming_the_file(tmp_path):
+    """dr_flac would return the first part of a truncated file; it goes to libsndfile instead."""
+    import soundfile as sf
+
+    sf.write(tmp_path / "whole.flac", tone(2.0), 16000)
+    blob = (tmp_path / "whole.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(blob[: len(blob) // 2])
+    (tmp_path / "junk.flac").write_bytes(b"fLaC" + bytes(200))
+    for name in ("cut.flac", "junk.flac"):
+        assert audio._read_flac(tmp_path / name) is None
+        with pytest.raises(EmofuseError) as err:
+            read_audio(tmp_path / name)
+        assert name in str(err.value) and "\n" not in str(err.value)
 
 
 def test_filterbank_and_window_are_buffers():

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+DB_PER_NEPER = 10.0 / math.log(10.0)  # 10 * log10(x) = DB_PER_NEPER * ln(x); ln is ~2x faster than log10 on CPU
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,29 @@ class LogMel(nn.Module):
         for g, (_, _, w) in enumerate(self._bands):
             self.register_buffer(f"fb_band{g}", torch.from_numpy(w), persistent=False)
 
+    def _spectrum(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, N) waveforms -> (B, T, n_freq) complex spectra of the centred frames.
+
+        The magnitudes of ``torch.stft(center=True, pad_mode="constant")`` (equal to ~3e-7
+        relative), computed with less work: torch.stft windows a whole ``n_fft`` frame whose
+        window is zero outside its middle ``win_length`` samples; here only those samples are
+        windowed (written straight into the FFT buffer, whose tail stays zero), and the FFT's
+        input starts at the window instead of the frame, which changes only the phase.
+        """
+        cfg = self.cfg
+        B, N = wav.shape
+        T = cfg.n_frames(N)
+        offset = (cfg.n_fft - cfg.win_length) // 2  # where torch.stft puts the window inside its frame
+        padded = torch.nn.functional.pad(wav, (cfg.n_fft // 2, cfg.n_fft // 2))  # (B, N + n_fft)
+        frames = padded[:, offset:].unfold(1, cfg.win_length, cfg.hop_length)[:, :T]  # (B, T, win_length) view
+        buf = torch.empty(B, T, cfg.n_fft, dtype=wav.dtype, device=wav.device)
+        buf[..., cfg.win_length:].zero_()
+        torch.mul(frames, self.window.to(wav.dtype), out=buf[..., : cfg.win_length])
+        return torch.fft.rfft(buf, dim=-1)  # (B, T, n_freq)
+
     def _mel_power(self, spec: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """(B, n_freq, T) complex STFT -> (B, T, n_mels) mel power in ``dtype`` (squares in place)."""
-        re_im = torch.view_as_real(spec.transpose(1, 2))  # (B, T, n_freq, 2): torch.stft's own memory order
+        """(B, T, n_freq) complex spectra -> (B, T, n_mels) mel power in ``dtype`` (squares in place)."""
+        re_im = torch.view_as_real(spec)  # (B, T, n_freq, 2)
         B, T, F, _ = re_im.shape
         sq = re_im.reshape(B, T, 2 * F).square_().to(dtype)  # (B, T, 2 * n_freq)
         parts = [torch.matmul(sq[:, :, lo:hi], getattr(self, f"fb_band{g}").to(dtype))  # (B, T, bands)
@@ -145,16 +168,20 @@ class LogMel(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), N, dtype=torch.long, device=wav.device)
         stft_dtype = torch.float64 if self.precise else dtype
-        spec = torch.stft(wav.to(stft_dtype), cfg.n_fft, cfg.hop_length, cfg.win_length, self.window.to(stft_dtype),
-                          center=True, pad_mode="constant", return_complex=True)  # (B, n_freq, T)
+        spec = self._spectrum(wav.to(stft_dtype))  # (B, T, n_freq)
         db = self._mel_power(spec, dtype)  # (B, T, n_mels)
         del spec
-        db.clamp_(min=cfg.amin).log10_().mul_(10.0)
+        db.clamp_(min=cfg.amin).log_().mul_(DB_PER_NEPER)
         frames = 1 + lengths.to(torch.long) // cfg.hop_length  # (B,)
-        T = db.shape[1]
-        valid = (torch.arange(T, device=wav.device)[None, :] < frames[:, None])[:, :, None]  # (B, T, 1)
         if cfg.top_db is not None:
+            T = db.shape[1]
+            valid = (torch.arange(T, device=wav.device)[None, :] < frames[:, None])[:, :, None]  # (B, T, 1)
             peak = db.amax(dim=2, keepdim=True).masked_fill_(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, 1)
             floor = peak - cfg.top_db
-            db = torch.where(valid, torch.maximum(db, floor, out=db), floor)
+            torch.maximum(db, floor, out=db)
+            if db.device.type == "cpu":  # each clip's padded tail is one slice: no (B, T, n_mels) select
+                for b, n in enumerate(frames.tolist()):
+                    db[b, n:] = floor[b]
+            else:  # one kernel, no host sync per clip
+                db = torch.where(valid, db, floor)
         return db, frames
