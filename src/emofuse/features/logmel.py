@@ -169,19 +169,35 @@ class LogMel(nn.Module):
             lengths = torch.full((B,), N, dtype=torch.long, device=wav.device)
         stft_dtype = torch.float64 if self.precise else dtype
         spec = self._spectrum(wav.to(stft_dtype))  # (B, T, n_freq)
-        db = self._mel_power(spec, dtype)  # (B, T, n_mels)
+        power = self._mel_power(spec, dtype)  # (B, T, n_mels)
         del spec
-        db.clamp_(min=cfg.amin).log_().mul_(DB_PER_NEPER)
         frames = 1 + lengths.to(torch.long) // cfg.hop_length  # (B,)
-        if cfg.top_db is not None:
-            T = db.shape[1]
-            valid = (torch.arange(T, device=wav.device)[None, :] < frames[:, None])[:, :, None]  # (B, T, 1)
-            peak = db.amax(dim=2, keepdim=True).masked_fill_(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, 1)
-            floor = peak - cfg.top_db
-            torch.maximum(db, floor, out=db)
-            if db.device.type == "cpu":  # each clip's padded tail is one slice: no (B, T, n_mels) select
-                for b, n in enumerate(frames.tolist()):
-                    db[b, n:] = floor[b]
-            else:  # one kernel, no host sync per clip
-                db = torch.where(valid, db, floor)
-        return db, frames
+        return self._to_db(power, frames, per_clip=power.device.type == "cpu"), frames
+
+    def _to_db(self, power: torch.Tensor, frames: torch.Tensor, per_clip: bool) -> torch.Tensor:
+        """(B, T, n_mels) mel power (overwritten) -> dB with the amin and top_db floors.
+
+        ``10 * log10(max(amin, S))`` is ``max(10 * log10(S), amin_db)``, so the amin floor joins
+        the top_db floor in one clamp: the same values bit for bit as clamping first, two passes
+        fewer. ``per_clip`` (CPU) floors each clip's contiguous slice in turn; otherwise (GPU)
+        masked whole-batch kernels, with no host sync per clip. Frames past a clip's end
+        (``frames``, (B,)) get the clip's floor.
+        """
+        cfg = self.cfg
+        db = power.log_().mul_(DB_PER_NEPER)  # -inf where the power is 0
+        amin_db = float(torch.full((1,), cfg.amin, dtype=db.dtype).log_().mul_(DB_PER_NEPER))
+        if cfg.top_db is None:
+            return db.clamp_(min=amin_db)
+        if per_clip:
+            for b, n in enumerate(frames.tolist()):
+                clip = db[b, :n]
+                floor = max(float(clip.max()), amin_db) - cfg.top_db
+                clip.clamp_(min=max(floor, amin_db))
+                db[b, n:] = floor
+            return db
+        T = db.shape[1]
+        valid = (torch.arange(T, device=db.device)[None, :] < frames.to(db.device)[:, None])[:, :, None]  # (B, T, 1)
+        peak = db.amax(dim=2, keepdim=True).masked_fill_(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, 1)
+        floor = peak.clamp_(min=amin_db) - cfg.top_db
+        torch.maximum(db, floor.clamp(min=amin_db), out=db)
+        return torch.where(valid, db, floor)
