@@ -8,6 +8,8 @@ import torch
 from emofuse import audio
 from emofuse.audio import read_audio, to_mono_16k
 from emofuse.errors import EmofuseError
+from emofuse.features.store import job_sizes
+from emofuse.heap import hold_freed_memory
 from emofuse.features import FeatureStore, FrontendConfig, LogMel, Normalize, fit_stats, mel_filterbank
 from emofuse.manifest import read_manifest
 
@@ -124,6 +126,34 @@ def test_truncated_or_corrupt_flac_fails_in_one_line_naming_the_file(tmp_path):
         assert name in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("top_db", [80.0, 30.0, None])
+@pytest.mark.parametrize("per_clip", [True, False])  # the CPU path and the batched (GPU) one
+def test_db_floors_equal_clamp_log_then_floor_bit_for_bit(top_db, per_clip):
+    cfg = FrontendConfig(top_db=top_db)
+    module = LogMel(cfg)
+    power = torch.rand(4, 50, 64) ** 8 * torch.tensor([1.0, 1e-9, 0.0, 1e3])[:, None, None]  # loud, quiet, silent, very loud
+    power[0, :, 3] = 0.0  # exact zeros inside a clip
+    frames = torch.tensor([50, 31, 50, 7])
+    ref = power.clamp(min=cfg.amin).log().mul(10.0 / np.log(10.0))  # librosa's order: amin, dB, top_db floor
+    if top_db is not None:
+        for b, n in enumerate(frames.tolist()):
+            floor = ref[b, :n].max() - top_db
+            ref[b, :n] = torch.maximum(ref[b, :n], floor)
+            ref[b, n:] = floor
+    out = module._to_db(power.clone(), frames, per_clip=per_clip)
+    assert torch.equal(out, ref)
+    if top_db is not None:
+        assert torch.all(out[2] == out[2, 0, 0])  # the silent clip: one value, its floor
+
+
+def test_jobs_shrink_so_workers_finish_together():
+    sizes = job_sizes(1440, 2)
+    assert sum(sizes) == 1440 and sizes == sorted(sizes, reverse=True)
+    assert max(sizes) <= 256 and sizes[-2] == 16 and len(sizes) < 20
+    assert job_sizes(300, 1) == [256, 44] and job_sizes(5, 4) == [5]
+    assert hold_freed_memory() in (True, False) and hold_freed_memory() == hold_freed_memory()
+
+
 def test_filterbank_and_window_are_buffers():
     names = {n for n, _ in LogMel().named_buffers()}
     assert {"fb", "window"} <= names
@@ -161,7 +191,7 @@ def test_worker_processes_write_their_own_shards_with_the_same_features(synth_ma
     one.ensure(keys, paths, workers=1, progress=False)
     two = FeatureStore(tmp_path / "two")
     assert two.ensure(keys, paths, workers=2, progress=False) == len(set(keys))
-    assert len(list(two.dir.glob("shard-*.npy"))) >= 8  # several jobs per worker, a shard each
+    assert len(list(two.dir.glob("shard-*.npy"))) == len(job_sizes(len(set(keys)), 2))  # a shard per job
     reread = FeatureStore(tmp_path / "two")  # the index on disk matches what the parent registered
     for k in set(keys):
         assert np.array_equal(two.get(k), one.get(k)) and np.array_equal(reread.get(k), one.get(k))

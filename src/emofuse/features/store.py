@@ -16,12 +16,35 @@ import torch
 from tqdm import tqdm
 
 from ..audio import read_audio
+from ..heap import hold_freed_memory
 from ..shards import ShardedArrays
 from .logmel import FrontendConfig, LogMel
 
 SHARD_UTTERANCES = 256  # most files per shard (one worker job)
 DECODE_CHUNK = 32  # waveforms a worker holds at once
 BATCH = 4  # clips per log-mel call (small batches stay in the CPU cache: faster than 16 or 32)
+SMALLEST_JOB = 16  # files; the jobs shrink towards this size as the work runs out (see job_sizes)
+
+
+def job_sizes(n: int, workers: int, largest: int | None = None, smallest: int = SMALLEST_JOB) -> list[int]:
+    """Sizes of the jobs ``n`` files are cut into for ``workers`` processes, in order.
+
+    Guided scheduling: each job takes 1 / (2 * workers) of what is left (between ``smallest``
+    and ``largest``, default ``SHARD_UTTERANCES``), so the first jobs are large (few shards, little
+    per-job cost) and the last ones small, so the workers finish close together instead of one
+    core idling while the other ends a large job (clips differ in length from job to job: on
+    RAVDESS equal jobs of 180 files left a core idle for 0.1-0.17 s of a 1 s run).
+    One worker: jobs of ``largest`` (nothing to balance).
+    """
+    largest = largest or SHARD_UTTERANCES
+    if workers <= 1:
+        return [min(largest, n - i) for i in range(0, n, largest)]
+    sizes, left = [], n
+    while left > 0:
+        size = min(left, largest, max(smallest, -(-left // (2 * workers))))
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 def _extract_files(args: tuple[list[str], FrontendConfig, bool]) -> list[np.ndarray]:
@@ -34,6 +57,7 @@ def _extract_files(args: tuple[list[str], FrontendConfig, bool]) -> list[np.ndar
     threads = torch.get_num_threads()
     if one_thread:  # a worker process: the cores are shared out between processes
         torch.set_num_threads(1)
+        hold_freed_memory()  # reuse batch buffers instead of faulting fresh pages in per batch
     try:
         frontend = LogMel(cfg)
         out: list[np.ndarray] = []
@@ -123,11 +147,14 @@ class FeatureStore(CachedFeatures):
             return 0
         items = list(todo.items())
         workers = workers or min(8, os.cpu_count() or 1)
-        # Jobs of up to SHARD_UTTERANCES files, each written as its own shard by its worker; at
-        # least ~4 jobs per worker so the last ones do not leave a core idle.
-        size = max(1, min(SHARD_UTTERANCES, -(-len(items) // (4 * workers)))) if workers > 1 else SHARD_UTTERANCES
-        jobs = [([k for k, _ in items[i:i + size]], ([p for _, p in items[i:i + size]], self.cfg, workers > 1))
-                for i in range(0, len(items), size)]
+        # Each job is written as its own shard by its worker (in this process when there is one job).
+        sizes = job_sizes(len(items), workers)
+        in_workers = workers > 1 and len(sizes) > 1
+        jobs, start = [], 0
+        for size in sizes:
+            part = items[start:start + size]
+            jobs.append(([k for k, _ in part], ([p for _, p in part], self.cfg, in_workers)))
+            start += size
         with tqdm(total=len(items), desc="log-mel features", unit="utt", disable=not progress) as bar:
             self.arrays.fill(_extract_files, jobs, workers, bar.update)
         return len(items)
