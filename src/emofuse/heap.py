@@ -12,7 +12,6 @@ so the memory kept is bounded and short-lived.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters (glibc malloc.h)
@@ -20,24 +19,26 @@ M_MMAP_THRESHOLD = -3
 TRIM_THRESHOLD = 256 << 20  # keep up to this much free memory at the top of the heap
 MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value: blocks up to this come from the heap
 
-_done = False
+_applied: bool | None = None  # this process's answer, once asked
 
 
 def hold_freed_memory() -> bool:
     """Set this process's malloc to keep freed buffers (glibc only; elsewhere a no-op).
 
     Returns:
-        True if the settings were applied (now or by an earlier call).
+        True if the settings are in force (set now or by an earlier call).
     """
-    global _done
-    if _done:
-        return True
+    global _applied
+    if _applied is None:
+        _applied = _mallopt()
+    return _applied
+
+
+def _mallopt() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        libc = ctypes.CDLL(None)  # the process's own symbols, glibc's mallopt among them
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     except (OSError, AttributeError):
         return False
-    _done = ok
-    return ok
