@@ -9,7 +9,6 @@ from emofuse import audio
 from emofuse.audio import read_audio, to_mono_16k
 from emofuse.errors import EmofuseError
 from emofuse.features.store import job_sizes
-from emofuse.heap import hold_freed_memory
 from emofuse.features import FeatureStore, FrontendConfig, LogMel, Normalize, fit_stats, mel_filterbank
 from emofuse.manifest import read_manifest
 
@@ -151,7 +150,17 @@ def test_jobs_shrink_so_workers_finish_together():
     assert sum(sizes) == 1440 and sizes == sorted(sizes, reverse=True)
     assert max(sizes) <= 256 and sizes[-2] == 16 and len(sizes) < 20
     assert job_sizes(300, 1) == [256, 44] and job_sizes(5, 4) == [5]
-    assert hold_freed_memory() in (True, False) and hold_freed_memory() == hold_freed_memory()
+
+
+def test_worker_heap_setting_applies_once_in_its_own_process():
+    import platform
+    import subprocess
+    import sys
+
+    code = "from emofuse.heap import hold_freed_memory as h; print(h(), h())"  # not in this test process
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out == [str(glibc)] * 2
 
 
 def test_filterbank_and_window_are_buffers():
