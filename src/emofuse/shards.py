@@ -176,10 +176,16 @@ def _compute_and_write(args: tuple[Callable, str, list[str], object]) -> tuple[i
     return shard, keys, _write_shard(Path(folder), shard, keys, arrays)
 
 
+def uses_processes(workers: int, n_jobs: int) -> bool:
+    """Whether ``map_in_processes`` runs ``n_jobs`` jobs in worker processes (else in this one)."""
+    return workers > 1 and n_jobs > 1
+
+
 def map_in_processes(fn: Callable, jobs: list, workers: int) -> Iterator:
-    """``map(fn, jobs)`` in ``workers`` processes (in this one when 1), in order; the pool is
-    shut down (pending jobs cancelled) when the caller stops, even on an error or Ctrl-C."""
-    if workers <= 1 or len(jobs) <= 1:
+    """``map(fn, jobs)`` in ``workers`` processes (in this one when 1, or for a single job), in
+    order; the pool is shut down (pending jobs cancelled) when the caller stops, even on an
+    error or Ctrl-C."""
+    if not uses_processes(workers, len(jobs)):
         yield from map(fn, jobs)
         return
     pool = ProcessPoolExecutor(workers)

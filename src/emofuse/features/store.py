@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..audio import read_audio
 from ..heap import hold_freed_memory
-from ..shards import ShardedArrays
+from ..shards import ShardedArrays, uses_processes
 from .logmel import FrontendConfig, LogMel
 
 SHARD_UTTERANCES = 256  # most files per shard (one worker job)
@@ -149,7 +149,7 @@ class FeatureStore(CachedFeatures):
         workers = workers or min(8, os.cpu_count() or 1)
         # Each job is written as its own shard by its worker (in this process when there is one job).
         sizes = job_sizes(len(items), workers)
-        in_workers = workers > 1 and len(sizes) > 1
+        in_workers = uses_processes(workers, len(sizes))
         jobs, start = [], 0
         for size in sizes:
             part = items[start:start + size]
