@@ -130,6 +130,9 @@ class LogMel(nn.Module):
         self._bands = _mel_bands(fb)
         for g, (_, _, w) in enumerate(self._bands):
             self.register_buffer(f"fb_band{g}", torch.from_numpy(w), persistent=False)
+        # 10 * log10(amin) in each compute dtype, by the same ops as the spectrogram's dB
+        self._amin_db = {dt: float(torch.full((1,), cfg.amin, dtype=dt).log_().mul_(DB_PER_NEPER))
+                         for dt in (torch.float32, torch.float64)}
 
     def _spectrum(self, wav: torch.Tensor) -> torch.Tensor:
         """(B, N) waveforms -> (B, T, n_freq) complex spectra of the centred frames.
@@ -185,7 +188,7 @@ class LogMel(nn.Module):
         """
         cfg = self.cfg
         db = power.log_().mul_(DB_PER_NEPER)  # -inf where the power is 0
-        amin_db = float(torch.full((1,), cfg.amin, dtype=db.dtype).log_().mul_(DB_PER_NEPER))
+        amin_db = self._amin_db[db.dtype]
         if cfg.top_db is None:
             return db.clamp_(min=amin_db)
         if per_clip:
