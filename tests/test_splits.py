@@ -7,7 +7,7 @@ import pytest
 
 from emofuse.errors import EmofuseError
 from emofuse.manifest import read_manifest
-from emofuse.splits import LeakageError, audit_split, make_folds, write_split
+from emofuse.splits import LeakageError, audit_split, make_folds, require_passed, write_split
 
 
 def ravdess_like(n_actors: int = 24, per_actor: int = 6) -> pd.DataFrame:
@@ -62,8 +62,9 @@ def test_audit_catches_speaker_and_utterance_leaks(tmp_path):
     assert not audit["passed"]
     assert audit["checks"]["utt_ids_in_val_and_test"] == [fold.test[0]]
     assert audit["checks"]["speakers_in_val_and_test"]
-    with pytest.raises(LeakageError, match="leaks"):
-        write_split(fold, df, tmp_path / "f")
+    written = write_split(fold, df, tmp_path / "f")  # written whole, then refused by whoever would use it
+    with pytest.raises(LeakageError, match="audit fails"):
+        require_passed([written], tmp_path / "f")
     assert json.loads((tmp_path / "f" / "audit.json").read_text())["passed"] is False
 
 
@@ -78,7 +79,7 @@ def test_audit_catches_the_same_recording_under_two_speakers(tmp_path):
     assert not audit["passed"]
     assert audit["checks"]["same_audio_in_train_and_test"] == sorted([fold.train[0], fold.test[0]])
     with pytest.raises(LeakageError, match="same_audio_in_train_and_test"):
-        write_split(fold, df, tmp_path / "f")
+        require_passed([write_split(fold, df, tmp_path / "f")], tmp_path / "f")
     # The same recording twice inside one part (RAVDESS has such a pair) is not a leak.
     df2 = ravdess_like(24, 2)
     df2["audio_sha1"] = [f"{i:040x}" for i in range(len(df2))]

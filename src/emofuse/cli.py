@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -13,6 +14,10 @@ from pathlib import Path
 from .errors import EmofuseError
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+# Disk and permission failures in the middle of work: one line with the fix, never a traceback.
+_DISK_ERRORS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space (quota)",
+                errno.EROFS: "the file system is read-only: choose a writable folder",
+                errno.EACCES: "check the folder's permissions or choose a writable one"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -259,6 +264,7 @@ def _predict(args) -> int:
 
 def _resolve_cfg(args) -> tuple[dict, Path]:
     from .config import find_config, load_config
+    from .runfolder import check_run_name
 
     overrides = list(args.overrides)
     for flag, key in (("devices", "train.devices"), ("num_nodes", "train.num_nodes"), ("strategy", "train.strategy"),
@@ -269,7 +275,7 @@ def _resolve_cfg(args) -> tuple[dict, Path]:
     cfg = load_config(args.config, overrides)
     if not cfg.get("name"):
         cfg["name"] = find_config(args.config).stem
-    run_dir = Path(args.out) if args.out else Path("runs") / str(cfg["name"])
+    run_dir = Path(args.out) if args.out else Path("runs") / check_run_name(cfg["name"])
     return cfg, run_dir
 
 
@@ -320,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     except EmofuseError as exc:
         print(f"emofuse: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"emofuse: error: {exc.strerror or exc}{where}; {_DISK_ERRORS[exc.errno]} and run the same command again "
+              "(finished work is kept)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("emofuse: interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
         return 130
@@ -346,15 +359,18 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "folds":
         from .manifest import read_manifest
-        from .splits import make_folds, write_split
+        from .splits import make_folds, require_passed, write_split
 
         m = read_manifest(args.manifest)
         folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed)
+        audits = []
         for f in folds:
             audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}")
+            audits.append(audit)
             print(f"fold {f.fold}: test {', '.join(f.test_groups)} | train {audit['counts']['train']}, "
                   f"val {audit['counts']['val']}, test {audit['counts']['test']} | audit {'passed' if audit['passed'] else 'FAILED'}")
         print(f"wrote {args.out}/fold_*/split.csv and audit.json")
+        require_passed(audits, Path(args.out))
         return 0
     if args.command == "synth-noise":
         from .synth import make_noise_folder
@@ -396,7 +412,7 @@ def _dispatch(args) -> int:
         from .training.run import open_run, run_cv, summarize_run, train_fold
 
         cfg, run_dir = _resolve_cfg(args)
-        ctx = open_run(cfg, run_dir, args.overwrite)
+        ctx = open_run(cfg, run_dir, args.overwrite, fold=args.fold if args.command == "train" else None)
         if args.command == "train":
             result = train_fold(ctx, args.fold, progress=not args.no_progress)
             if result is not None:

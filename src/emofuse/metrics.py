@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
+from .atomic import replacing
+
 
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     """Metrics for one evaluation. Classes absent from ``y_true`` still get a row and an F1 of 0."""
@@ -63,6 +65,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title or "confusion (rows: true class, normalised)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 

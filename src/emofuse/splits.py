@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_csv_atomic, write_text_atomic
 from .errors import EmofuseError
 
 SCHEMES = ("auto", "session", "speaker")
@@ -143,9 +144,14 @@ def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
         LeakageError: on any overlap (the audit would be written with ``passed: false`` first
             by ``write_split``).
     """
+    parts = split.parts()
+    known = set(df["utt_id"])
+    unknown = sorted({u for ids in parts.values() for u in ids} - known)
+    if unknown:  # a stored split that names utterances the manifest no longer has
+        raise LeakageError(f"fold {split.fold}: its split names {len(unknown)} utterances that are not in the manifest "
+                           f"(first: {unknown[0]}); the manifest changed under the run: start a new run (--out or --overwrite)")
     spk_of = dict(zip(df["utt_id"], df["speaker"]))
     sha_of = dict(zip(df["utt_id"], df["audio_sha1"])) if "audio_sha1" in df.columns else None
-    parts = split.parts()
     speakers = {p: sorted({spk_of[u] for u in ids}) for p, ids in parts.items()}
     checks: dict[str, list[str]] = {}
     names = list(parts)
@@ -172,18 +178,28 @@ def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
     return record
 
 
-def write_split(split: FoldSplit, df: pd.DataFrame, out_dir: Path) -> dict:
-    """Write ``split.csv`` (utt_id, speaker, part) and ``audit.json``; raise if the audit fails."""
+def write_split(split: FoldSplit, df: pd.DataFrame, out_dir: Path, audit: dict | None = None) -> dict:
+    """Write ``split.csv`` (utt_id, speaker, part) and ``audit.json`` (atomically); return the audit.
+
+    The caller decides what a failed audit stops (``audit["passed"]``); nothing trains on it.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     spk_of = dict(zip(df["utt_id"], df["speaker"]))
     rows = [{"utt_id": u, "speaker": spk_of[u], "part": p} for p, ids in split.parts().items() for u in ids]
-    pd.DataFrame(rows).to_csv(out_dir / "split.csv", index=False)
-    audit = audit_split(split, df)
-    (out_dir / "audit.json").write_text(json.dumps(audit, indent=2))
-    if not audit["passed"]:
-        bad = {k: v for k, v in audit["checks"].items() if v}
-        raise LeakageError(f"{out_dir / 'audit.json'}: fold {split.fold} leaks across parts: {bad}")
+    write_csv_atomic(pd.DataFrame(rows, columns=["utt_id", "speaker", "part"]), out_dir / "split.csv")
+    audit = audit if audit is not None else audit_split(split, df)
+    write_text_atomic(out_dir / "audit.json", json.dumps(audit, indent=2))
     return audit
+
+
+def require_passed(audits: list[dict], where: Path) -> None:
+    """Raise ``LeakageError`` naming the failing folds and their first overlaps."""
+    failed = [a for a in audits if not a["passed"]]
+    if failed:
+        bad = {k: v[:3] for k, v in failed[0]["checks"].items() if v}
+        raise LeakageError(f"{where}: the leakage audit fails for folds {[a['fold'] for a in failed]} "
+                           f"(fold {failed[0]['fold']}: {bad}); fix the manifest (speaker ids, duplicate recordings), "
+                           "re-run 'emofuse prepare', and start a new run")
 
 
 def read_split(out_dir: Path) -> FoldSplit:

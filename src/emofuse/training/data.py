@@ -183,6 +183,17 @@ class FoldDataModule(L.LightningDataModule):
     def __init__(self, datasets: dict[str, FeatureDataset], batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.datasets, self.batch_size, self.num_workers, self.seed = datasets, batch_size, num_workers, seed
+        self.start_epoch = 0
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint (all are written at an epoch's end): the epoch to run next."""
+        trainer = getattr(self, "trainer", None)
+        return {"next_epoch": int(trainer.current_epoch) + 1} if trainer is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning builds the resumed epoch's batch iterator before it hands the sampler its epoch,
+        # so a resumed fold would replay epoch 0's batches once: the sampler starts at the saved epoch.
+        self.start_epoch = int(state.get("next_epoch", 0))
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
         ds = self.datasets[part]
@@ -190,6 +201,8 @@ class FoldDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = BucketBatchSampler(ds.lengths, self.batch_size, shuffle=shuffle, drop_last=shuffle,
                                      seed=self.seed, rank=rank, world_size=world)
+        if shuffle:
+            sampler.set_epoch(self.start_epoch)
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 

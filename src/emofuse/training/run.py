@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 import yaml
 
-from ..atomic import write_text_atomic
+from ..atomic import write_csv_atomic, write_text_atomic
 from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
@@ -40,7 +40,9 @@ from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
 from ..text import TextConfig, TextStore, text_key
-from ..splits import FoldSplit, LeakageError, make_folds, read_split, write_split
+from ..runfolder import PARENT_LOCK_ENV, RunFolder, manifest_table
+from ..splits import FoldSplit, LeakageError, audit_split, make_folds, read_split, require_passed, write_split
+from .checkpointing import AtomicCheckpointIO, RngState, last_checkpoint_callback, usable_checkpoint
 from .data import FeatureDataset, FoldDataModule, class_weights, collate, BucketBatchSampler
 
 # Keys that change how a run executes, not what it computes: a resumed run may change them.
@@ -115,45 +117,68 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
+def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None = None) -> RunContext:
     """Create or reopen a run folder, cache the features, write the folds and their audit.
 
-    An existing folder is reopened only for the same config (execution keys aside);
-    ``overwrite`` deletes it first.
+    Everything is checked before anything is written: the config (an invalid one leaves no
+    trace, so the corrected command runs), the manifest, and the model it builds. The process
+    then holds the run's lock (exclusive; shared plus the fold's own lock when ``fold`` is given,
+    so several ``train --fold K`` processes can share a run). An existing folder is reopened only
+    for the same config (execution keys aside) and the same manifest (its fingerprint, recorded
+    when the run began); ``overwrite`` deletes it first, and only if it holds an emofuse run.
+    The folds' audits are re-made against the current manifest on every open: a run whose audit
+    fails never trains, resumes or summarises.
     """
     if cfg["data"].get("manifest") in (None, ""):
         raise EmofuseError("data.manifest is not set: add data.manifest=DIR (a folder written by 'emofuse prepare') to the command")
     primary = is_primary_process()
-    cfg_path = run_dir / "config.yaml"
-    if overwrite and run_dir.exists() and primary:
-        shutil.rmtree(run_dir)
-    if cfg_path.is_file():
-        old = yaml.safe_load(cfg_path.read_text())
-        diff = _diff_keys(_strip_execution(old), _strip_execution(cfg))
-        if diff:
-            raise EmofuseError(f"{run_dir} holds a run with another config (differs in {diff[:6]}); "
-                               "pass --overwrite to replace it, or --out for a new run folder")
-    elif primary:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(cfg_path, dump_config(cfg))
-
+    folder = RunFolder(run_dir)
     manifest = read_manifest(cfg["data"]["manifest"])
     modalities = model_modalities(cfg["model"]["name"])
     cache = cfg["data"].get("cache_dir") or (manifest.path.parent / "cache")
     store = open_store(cache, frontend_config(cfg))
-    keys = manifest.df["audio_sha1"].tolist()
     policy = load_policy(cfg.get("augment"), manifest.classes)  # a bad policy fails before any work
     if policy.active and "audio" not in modalities:
         raise EmofuseError(f"augment.policy={policy.name}: model {cfg['model']['name']!r} reads no audio; set augment.policy=none")
     if policy.active and not isinstance(store, FeatureStore):
         raise EmofuseError(f"augment.policy={policy.name} renders log-mel variants; with features.kind="
                            f"{store.cfg.kind} set augment.policy=none (augmenting Whisper features is not supported)")
-    text_store, text_keys = None, None
+    text_store, text_keys, texts, text_cfg = None, None, None, None
     if "text" in modalities:  # checked before any audio work, so a missing transcript fails fast
         text_cfg = TextConfig.from_dict(cfg.get("text"))
         texts = transcripts(manifest, text_cfg)
         text_store = TextStore(cache, text_cfg)
         text_keys = dict(zip(manifest.df["utt_id"], (text_key(t) for t in texts)))
+    check_model(cfg["model"], len(manifest.classes), store.dim, text_store.dim if text_store else None)
+    table = manifest_table(manifest.df, text_cfg.read_column if text_cfg else None)
+
+    if primary:
+        ctx_lock = folder.lock(shared=fold is not None)
+        if overwrite:
+            folder.clear()
+        if folder.config.is_file():
+            old = yaml.safe_load(folder.config.read_text())
+            diff = _diff_keys(_strip_execution(old), _strip_execution(cfg))
+            if diff and folder.has_trained_state():
+                raise EmofuseError(f"{run_dir} holds a run with another config (differs in {diff[:6]}); "
+                                   "pass --overwrite to replace it, or --out for a new run folder")
+            if diff:  # nothing trained yet (an earlier command failed early): the corrected command takes over
+                print(f"{run_dir}: no fold had trained; its config is replaced (differs in {diff[:6]})", file=sys.stderr)
+                folder.clear()
+        if folder.config.is_file():
+            note = folder.check_inputs(table, manifest.classes, manifest.path)
+            if note:
+                print(f"{run_dir}: {note}", file=sys.stderr)
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            folder.record_inputs(table, manifest.classes, manifest.path)
+            write_text_atomic(folder.config, dump_config(cfg))
+        if fold is not None:
+            folder.lock_fold(fold)
+        del ctx_lock  # held until the process ends (or RunLock.release)
+
+    keys = manifest.df["audio_sha1"].tolist()
+    if text_store is not None:
         if primary:
             text_store.ensure(texts)
         elif text_store.missing(list(text_keys.values())):
@@ -165,16 +190,37 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
             raise EmofuseError(f"{store.dir}: features missing in a worker process; run the command once without DDP to cache them")
 
     cv = cfg["cv"]
-    fold_dirs = sorted(run_dir.glob("fold_*/split.csv"))
-    if fold_dirs and all((d.parent / "audit.json").is_file() for d in fold_dirs):
-        folds = [read_split(d.parent) for d in sorted(fold_dirs, key=lambda p: int(p.parent.name.split("_")[1]))]
-    else:
-        folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
-                           cv.get("val_speakers"), int(cv.get("seed", 0)))
-        if primary:
-            audits = [write_split(f, manifest.df, run_dir / f"fold_{f.fold}") for f in folds]
-            write_run_audit(run_dir, cfg, audits, modalities, text_store, policy)
+    folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
+                       cv.get("val_speakers"), int(cv.get("seed", 0)))
+    # A fold that exists keeps the split it was made with (its results rest on it); all are re-audited.
+    folds = [read_split(folder.fold_dir(f.fold)) if (folder.fold_dir(f.fold) / "split.csv").is_file() else f
+             for f in folds]
+    audits = [audit_split(f, manifest.df) for f in folds]
+    if primary:
+        for f, a in zip(folds, audits):
+            write_split(f, manifest.df, folder.fold_dir(f.fold), a)
+        write_run_audit(run_dir, cfg, audits, modalities, text_store, policy)
+    require_passed(audits, run_dir / "audit.json")
     return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys, policy)
+
+
+def check_model(model_cfg: dict, n_classes: int, n_mels: int, text_dim: int | None) -> None:
+    """Build the configured model once on the CPU, so a wrong setting fails before anything is written."""
+    from ..models import create_model
+
+    kwargs = dict(model_cfg)
+    name = kwargs.pop("name")
+    sizes = {"n_mels": n_mels} if "audio" in model_modalities(name) else {}
+    if text_dim is not None:
+        sizes["text_dim"] = int(text_dim)
+    try:
+        create_model(name, n_classes=n_classes, **sizes, **kwargs)
+    except EmofuseError:
+        raise
+    except TypeError as exc:
+        raise EmofuseError(f"model.{name}: {str(exc).splitlines()[0]}; see configs/model/{name}.yaml for its settings") from None
+    except (ValueError, RuntimeError) as exc:
+        raise EmofuseError(f"model {name}: {str(exc).splitlines()[0]}; fix the model.* setting") from None
 
 
 def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tuple[str, ...] = ("audio",),
@@ -236,11 +282,14 @@ def _precision(train: dict) -> str:
     return "32-true"
 
 
-def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
+def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list | None = None) -> dict | None:
     """Train, select on validation, evaluate on test. Returns the fold's metrics (None off rank 0).
 
     A fold with ``metrics.json`` is finished and is not touched; a fold with
-    ``checkpoints/last.ckpt`` resumes from it.
+    ``checkpoints/last.ckpt`` resumes from its last finished epoch and ends as an uninterrupted
+    run would (same RNG state; exactly the same with ``train.deterministic=true``). A corrupt
+    checkpoint is set aside and the fold resumes from the previous good one (or starts again).
+    ``callbacks``: extra Lightning callbacks (e.g. to stop after an epoch).
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -251,9 +300,11 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
 
     if not 0 <= k < len(ctx.folds):
         raise EmofuseError(f"fold {k} does not exist: this run has folds 0..{len(ctx.folds) - 1}")
-    fold_dir = ctx.run_dir / f"fold_{k}"
-    if (fold_dir / "metrics.json").is_file():
-        return json.loads((fold_dir / "metrics.json").read_text())
+    folder = RunFolder(ctx.run_dir)
+    fold_dir = folder.fold_dir(k)
+    if folder.is_finished(k):
+        return json.loads(folder.metrics(k).read_text())
+    fold_lock = folder.lock_fold(k) if is_primary_process() else None  # one process trains a fold at a time
     split = ctx.folds[k]
     cfg, tr = ctx.cfg, ctx.cfg["train"]
     seed = int(cfg.get("seed", 0)) + k
@@ -264,8 +315,8 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     if "audio" in ctx.modalities:
         mean, std = (a.tolist() for a in fit_stats(ctx.store, datasets["train"].keys))
         if is_primary_process():
-            (fold_dir / "norm.json").write_text(json.dumps({"fitted_on": "train", "items": len(datasets["train"]),
-                                                             "mean": mean, "std": std}))
+            write_text_atomic(fold_dir / "norm.json", json.dumps({"fitted_on": "train", "items": len(datasets["train"]),
+                                                                   "mean": mean, "std": std}))
     n_classes = len(ctx.classes)
     weights = class_weights(datasets["train"].labels, n_classes).tolist() if tr.get("class_weights", True) else None
     model_cfg = dict(cfg["model"])
@@ -280,12 +331,14 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     dm = FoldDataModule(datasets, int(cfg["data"]["batch_size"]), int(cfg["data"].get("num_workers", 0)), seed)
     monitor = tr.get("monitor", "val/macro_f1")
     mode = "min" if monitor.endswith("loss") else "max"
-    ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                           save_last=True, auto_insert_metric_name=False)
+    ckdir = folder.checkpoints(k)
+    ckpt = ModelCheckpoint(dirpath=ckdir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                           enable_version_counter=False, auto_insert_metric_name=False)
     throughput = Throughput()
     # Progress bars on a terminal; one line per epoch in logs and pipes.
     progress = progress and sys.stderr.isatty()
-    callbacks = [ckpt, throughput, LearningRateMonitor("epoch")]
+    callbacks = [ckpt, last_checkpoint_callback(ckdir), RngState(), throughput, LearningRateMonitor("epoch"),
+                 *(callbacks or [])]
     if not progress:
         callbacks.append(EpochLog(f"fold {k} "))
     if tr.get("early_stopping_patience"):
@@ -297,16 +350,18 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
         logger=TensorBoardLogger(fold_dir, name="tb", version=""), callbacks=callbacks,
         limit_train_batches=tr.get("limit_train_batches", 1.0), limit_val_batches=tr.get("limit_val_batches", 1.0),
         max_steps=int(tr.get("max_steps", -1)), use_distributed_sampler=False, enable_progress_bar=progress,
-        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10,
+        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10, plugins=[AtomicCheckpointIO()],
     )
-    last = fold_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        print(f"fold {k}: resuming from {last}", file=sys.stderr)
+    resume = usable_checkpoint(ckdir, k) if is_primary_process() else ckdir / "last.ckpt"
+    if resume is not None and resume.is_file():
+        print(f"fold {k}: resuming from {resume}", file=sys.stderr)
+    else:
+        resume = None
     t0 = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
     if not trainer.is_global_zero:
         return None
-    best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+    best = ckdir / "best.ckpt" if (ckdir / "best.ckpt").is_file() else ckdir / "last.ckpt"
     device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
     best_module = EmotionModule.load_from_checkpoint(best, map_location=device).eval()
     result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
@@ -323,6 +378,8 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     plot_confusion(result["test"]["confusion"], ctx.classes, fold_dir / "confusion.png",
                    f"fold {k} test ({', '.join(split.test_groups)})")
     write_text_atomic(fold_dir / "metrics.json", json.dumps(result, indent=2))
+    if fold_lock is not None:
+        fold_lock.release()
     return result
 
 
@@ -340,7 +397,7 @@ def fold_augment(ctx: RunContext, split: FoldSplit, fold_dir: Path) -> FoldAugme
     if is_primary_process():
         augment.prepare(workers=ctx.cfg["data"].get("feature_workers"))
         record = augment.record()
-        record.to_csv(fold_dir / "augmented.csv", index=False)
+        write_csv_atomic(record, fold_dir / "augmented.csv")
         touched = set(record["utt_id"][(record["waveform_variants"] > 0) | (record["specaugment"] != "")])
         outside = touched & (set(split.val) | set(split.test))
         audit = {"policy": policy.name, "train_items": len(record), "train_items_augmented": len(touched),
@@ -378,7 +435,7 @@ def write_predictions(path: Path, utt_ids: list[str], ctx: RunContext, y: np.nda
                           "pred": [ctx.classes[i] for i in probs.argmax(1)]})
     for i, c in enumerate(ctx.classes):
         table[f"p_{c}"] = probs[:, i].round(5)
-    table.to_csv(path, index=False)
+    write_csv_atomic(table, path)
 
 
 def run_cv(ctx: RunContext, folds: list[int] | None = None, jobs: int = 1, progress: bool = True,
@@ -402,7 +459,8 @@ def run_cv(ctx: RunContext, folds: list[int] | None = None, jobs: int = 1, progr
 def _run_parallel(ctx: RunContext, pending: list[int], jobs: int) -> None:
     """Folds as separate `emofuse train` processes, ``jobs`` at a time (threads split between them)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    # The children train inside this process's run lock (they check that it is their parent's).
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{PARENT_LOCK_ENV: str(os.getpid())})
     running: list[tuple[int, subprocess.Popen]] = []
     queue = list(pending)
     failed = []
@@ -426,7 +484,11 @@ def _run_parallel(ctx: RunContext, pending: list[int], jobs: int) -> None:
 
 
 def summarize_run(ctx: RunContext) -> dict | None:
-    """Aggregate finished folds into summary.json, results.md and confusion.png."""
+    """Aggregate finished folds into summary.json, results.md and confusion.png (only for a run
+    whose leakage audit passed)."""
+    audit = ctx.run_dir / "audit.json"
+    if not audit.is_file() or json.loads(audit.read_text()).get("passed") is not True:
+        raise LeakageError(f"{audit}: missing or failed; a run whose leakage audit fails gets no summary")
     fold_metrics = []
     for k in range(len(ctx.folds)):
         p = ctx.run_dir / f"fold_{k}" / "metrics.json"
@@ -449,7 +511,7 @@ def summarize_run(ctx: RunContext) -> dict | None:
                       **{k: m["test"][k] for k in HEADLINE}} for m in fold_metrics],
     })
     write_text_atomic(ctx.run_dir / ("summary.json" if complete else "summary.partial.json"), json.dumps(summary, indent=2))
-    (ctx.run_dir / "results.md").write_text(results_markdown(summary))
+    write_text_atomic(ctx.run_dir / "results.md", results_markdown(summary))
     plot_confusion(summary["confusion"], ctx.classes, ctx.run_dir / "confusion.png",
                    f"{summary['model']}: all folds pooled")
     return summary
