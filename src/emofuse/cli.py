@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--min-seconds", type=float, default=1.0)
     q.add_argument("--max-seconds", type=float, default=2.5)
     q.add_argument("--sample-rate", type=int, default=16000)
+    q.add_argument("--scripts", choices=["random", "shared"], default="random",
+                   help="shared: every session's script dialogue reads one script (as in IEMOCAP), improvised "
+                        "utterances say unique sentences: the transcript overlap across sessions is known in advance")
     q.add_argument("--seed", type=int, default=0)
 
     q = add("synth-noise", "Write a small synthetic noise bank in the MUSAN layout (for augment.noise_dir).", """
@@ -292,6 +295,9 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     print(f"{'mean':>4}  {'':<28} " + " ".join(f"{summary[k]['mean']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
     print(f"{'std':>4}  {'':<28} " + " ".join(f"{summary[k]['std']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
     print("per-class F1: " + ", ".join(f"{c} {v['mean']:.3f}" for c, v in summary["per_class_f1"].items()))
+    from .training.run import overlap_lines
+
+    print("\n".join(overlap_lines(summary)))
     print(f"files: {run_dir}/summary.json, results.md, confusion.png, audit.json, fold_*/predictions.csv; "
           f"TensorBoard: tensorboard --logdir {run_dir}")
 
@@ -353,7 +359,7 @@ def _dispatch(args) -> int:
         info = make_synthetic_corpus(args.out, SynthSpec(sessions=args.sessions, per_class=args.per_class,
                                                          min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                                                          durations=args.durations, sample_rate=args.sample_rate,
-                                                         seed=args.seed))
+                                                         scripts=args.scripts, seed=args.seed))
         print(f"wrote {info['utterances']} utterances ({info['hours']:.2f} h) to {args.out} ({json.dumps(info['labels'])})")
         print(f"next: emofuse prepare iemocap {args.out} --out {args.out.rstrip('/')}_manifest")
         return 0

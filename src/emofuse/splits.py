@@ -17,6 +17,7 @@ import pandas as pd
 
 from .atomic import write_csv_atomic, write_text_atomic
 from .errors import EmofuseError
+from .subsets import transcript_column, transcript_overlap
 
 SCHEMES = ("auto", "session", "speaker")
 
@@ -36,6 +37,9 @@ class FoldSplit:
     val: list[str]
     test: list[str]
     speakers: dict[str, list[str]] = field(default_factory=dict)
+    # How the training part was made: {"name": "standard"} or {"name": "script_disjoint",
+    # "removed_from_train": N} (training items whose transcript occurs in validation or test).
+    protocol: dict = field(default_factory=lambda: {"name": "standard"})
 
     def parts(self) -> dict[str, list[str]]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -135,14 +139,17 @@ def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds
     return folds
 
 
-def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
+def audit_split(split: FoldSplit, df: pd.DataFrame, text_column: str | None = None, min_words: int = 3) -> dict:
     """Check that no speaker, no utt_id and no recording (identical audio content, the
     manifest's ``audio_sha1``: a file copied under another name or speaker) is in two parts;
-    return the audit record.
+    return the audit record (``passed`` False on any overlap: nothing may train on it).
+
+    It also measures, as information, the transcript overlap: the share of validation and test
+    utterances whose normalised transcript (``text_column``, else the manual ``text``) occurs
+    in the training part (``emofuse.subsets.transcript_overlap``).
 
     Raises:
-        LeakageError: on any overlap (the audit would be written with ``passed: false`` first
-            by ``write_split``).
+        LeakageError: the split names utterances the manifest does not have.
     """
     parts = split.parts()
     known = set(df["utt_id"])
@@ -173,6 +180,8 @@ def audit_split(split: FoldSplit, df: pd.DataFrame) -> dict:
         "label_counts": {p: dict(sorted(pd.Series([label_of[u] for u in ids]).value_counts().to_dict().items()))
                          for p, ids in parts.items()},
         "checks": checks,
+        "protocol": split.protocol,
+        "transcript_overlap": transcript_overlap(parts, df, transcript_column(df, text_column), min_words),
         "passed": not any(checks.values()),
     }
     return record
@@ -207,5 +216,5 @@ def read_split(out_dir: Path) -> FoldSplit:
     audit = json.loads((out_dir / "audit.json").read_text())
     ids = {p: table.loc[table["part"] == p, "utt_id"].tolist() for p in ("train", "val", "test")}
     return FoldSplit(int(audit["fold"]), audit["scheme"], audit["test_groups"], ids["train"], ids["val"], ids["test"],
-                     audit["speakers"])
+                     audit["speakers"], audit.get("protocol") or {"name": "standard"})
 

@@ -37,6 +37,8 @@ PHRASES = {
     "neu": ["The meeting is at three.", "Please pass me the file.", "I went to the store.", "It's on the table.",
             "The train leaves at noon.", "I'll call you tomorrow."],
 }
+# The script every session's scripted dialogue reads (one line per emotion), with scripts="shared".
+SCRIPT = {lab: lines[0] for lab, lines in PHRASES.items()}
 GENERIC = ["Okay.", "Well, I see.", "Let me think about it.", "What did you say?", "Yes.", "I don't know.",
            "Really?", "Can you say that again?", "Right.", "Hmm, maybe."]
 
@@ -53,6 +55,11 @@ class SynthSpec:
     durations: str = "uniform"
     sample_rate: int = 16000
     text_signal: float = 0.55
+    # "random": every utterance draws its sentence from a pool (lines repeat by chance);
+    # "shared": like IEMOCAP's scripted dialogues, every session's script dialogue reads the same
+    # script (one line per emotion), and improvised utterances say sentences found nowhere else,
+    # so the transcript overlap between sessions is known in advance (the scripted items, all of them).
+    scripts: str = "random"
     seed: int = 0
 
 
@@ -91,6 +98,8 @@ def make_synthetic_corpus(out: str | Path, spec: SynthSpec = SynthSpec()) -> dic
     out = Path(out)
     if spec.durations not in ("uniform", "iemocap"):
         raise ValueError(f"durations must be 'uniform' or 'iemocap', not {spec.durations!r}")
+    if spec.scripts not in ("random", "shared"):
+        raise ValueError(f"scripts must be 'random' or 'shared', not {spec.scripts!r}")
     rng = np.random.default_rng(spec.seed)
     counts: dict[str, int] = {}
     n_utts = 0
@@ -137,7 +146,11 @@ def make_synthetic_corpus(out: str | Path, spec: SynthSpec = SynthSpec()) -> dic
                 eval_lines += [f"[{start:.4f} - {end:.4f}]\t{utt}\t{lab}\t[2.5000, 2.5000, 2.5000]",
                                f"C-E1:\t{lab};\t()", ""]
                 pool = PHRASES.get(lab) if lab in PHRASES and rng.random() < spec.text_signal else GENERIC
-                text_lines.append(f"{utt} [{start:08.4f}-{end:08.4f}]: {rng.choice(pool)}")
+                line = rng.choice(pool)
+                if spec.scripts == "shared":
+                    line = (SCRIPT.get(lab, GENERIC[0]) if "_script" in dialog else
+                            f"{line.rstrip('.!?')}, said on day {n_utts + 1}.")  # a sentence of its own
+                text_lines.append(f"{utt} [{start:08.4f}-{end:08.4f}]: {line}")
                 counts[lab] = counts.get(lab, 0) + 1
                 n_utts += 1
                 total_seconds += seconds

@@ -40,6 +40,7 @@ from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
 from ..text import TextConfig, TextStore, text_key
+from ..subsets import PROTOCOLS, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
 from ..runfolder import PARENT_LOCK_ENV, RunFolder, manifest_table
 from ..splits import FoldSplit, LeakageError, audit_split, make_folds, read_split, require_passed, write_split
 from .checkpointing import AtomicCheckpointIO, RngState, last_checkpoint_callback, usable_checkpoint
@@ -66,6 +67,7 @@ class RunContext:
     text_store: TextStore | None = None
     text_keys: dict[str, str] | None = None  # utt_id -> text cache key
     policy: Policy | None = None
+    text_column: str | None = None  # whose transcripts the audit and the seen/unseen breakdown use
 
     @property
     def classes(self) -> list[str]:
@@ -134,6 +136,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     primary = is_primary_process()
     folder = RunFolder(run_dir)
     manifest = read_manifest(cfg["data"]["manifest"])
+    manifest.df = select_subset(manifest.df, cfg["data"].get("subset"))  # e.g. IEMOCAP's improvised dialogues only
     modalities = model_modalities(cfg["model"]["name"])
     cache = cfg["data"].get("cache_dir") or (manifest.path.parent / "cache")
     store = open_store(cache, frontend_config(cfg))
@@ -192,16 +195,55 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     cv = cfg["cv"]
     folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
                        cv.get("val_speakers"), int(cv.get("seed", 0)))
+    protocol = cv.get("protocol") or "standard"
+    if protocol not in PROTOCOLS:
+        raise EmofuseError(f"cv.protocol={protocol!r}: use one of {list(PROTOCOLS)}")
+    text_column = transcript_column(manifest.df, text_cfg.read_column if text_cfg else None)
+    if protocol == "script_disjoint":
+        folds = [_disjoint(f, manifest.df, text_column) for f in folds]
     # A fold that exists keeps the split it was made with (its results rest on it); all are re-audited.
     folds = [read_split(folder.fold_dir(f.fold)) if (folder.fold_dir(f.fold) / "split.csv").is_file() else f
              for f in folds]
-    audits = [audit_split(f, manifest.df) for f in folds]
+    min_words = int(cv.get("overlap_min_words", 3))
+    audits = [audit_split(f, manifest.df, text_column, min_words) for f in folds]
     if primary:
         for f, a in zip(folds, audits):
             write_split(f, manifest.df, folder.fold_dir(f.fold), a)
         write_run_audit(run_dir, cfg, audits, modalities, text_store, policy)
     require_passed(audits, run_dir / "audit.json")
-    return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys, policy)
+    return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys, policy, text_column)
+
+
+def overlap_summary(audits: list[dict], modalities: tuple[str, ...], warn_above: float = 0.2) -> dict:
+    """The folds' transcript overlap in one record, with what it means for this run's model."""
+    per = [a.get("transcript_overlap", {}) for a in audits]
+    if not per or not all(o.get("available") for o in per):
+        return {"available": False, "level": "information",
+                "message": "no transcripts in this manifest: transcript overlap was not measured"}
+    mean = lambda key, part: round(float(np.mean([o[part][key] for o in per])), 4)  # noqa: E731
+    out = {"available": True, "column": per[0]["column"], "min_words": per[0]["min_words"],
+           "test_share": mean("share", "test"), "test_share_min_words": mean("share_min_words", "test"),
+           "val_share": mean("share", "val"), "per_fold_test_share": [o["test"]["share"] for o in per],
+           "removed_from_train": [a.get("protocol", {}).get("removed_from_train", 0) for a in audits]}
+    share, n = out["test_share_min_words"], out["min_words"]
+    what = (f"{share:.0%} of test utterances of {n}+ words (all lengths: {out['test_share']:.0%}) say a line that occurs "
+            "word for word in their fold's training part")
+    if "text" in modalities and share > warn_above:
+        out.update(level="warning", message=(
+            f"{what}: a model that reads text can recognise the line instead of the emotion, so this figure is "
+            "optimistic; for an honest one run with cv.protocol=script_disjoint (training leaves those lines out) or, "
+            "on IEMOCAP, data.subset=improvised"))
+    else:
+        out.update(level="information", message=what + ("" if "text" in modalities else " (this model reads no text)"))
+    return out
+
+
+def _disjoint(fold: FoldSplit, df: pd.DataFrame, column: str | None) -> FoldSplit:
+    out, removed = script_disjoint(fold, df, column)
+    out.protocol = {"name": "script_disjoint", "removed_from_train": removed,
+                    "rule": "training items whose normalised transcript occurs in this fold's validation or test part "
+                            "are left out of training"}
+    return out
 
 
 def check_model(model_cfg: dict, n_classes: int, n_mels: int, text_dim: int | None) -> None:
@@ -248,6 +290,9 @@ def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tu
             "text": text or "not used",
         },
         "modalities": list(modalities),
+        "protocol": audits[0].get("protocol", {"name": "standard"})["name"],
+        "subset": cfg["data"].get("subset") or "all",
+        "transcript_overlap": overlap_summary(audits, modalities, float(cfg["cv"].get("overlap_warn", 0.2))),
         "augmentation": policy.describe() if policy is not None and policy.active else {"policy": "none"},
     }
     write_text_atomic(run_dir / "audit.json", json.dumps(record, indent=2))
@@ -374,7 +419,11 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
         y = np.array(datasets[part].labels)
         result[part] = compute_metrics(y, probs.argmax(1), ctx.classes)
         if part == "test":
-            write_predictions(fold_dir / "predictions.csv", split.test, ctx, y, probs)
+            seen = seen_in_training(split.parts(), ctx.manifest.df, ctx.text_column)
+            masks = subset_masks(split.test, ctx.manifest.df, seen)
+            result["subsets"] = {name: compute_metrics(y[m], probs.argmax(1)[m], ctx.classes) for name, m in masks.items()
+                                 if m.any()}
+            write_predictions(fold_dir / "predictions.csv", split.test, ctx, y, probs, masks)
     plot_confusion(result["test"]["confusion"], ctx.classes, fold_dir / "confusion.png",
                    f"fold {k} test ({', '.join(split.test_groups)})")
     write_text_atomic(fold_dir / "metrics.json", json.dumps(result, indent=2))
@@ -429,10 +478,14 @@ def predict_probs(module, dataset: FeatureDataset, batch_size: int, device: torc
     return out
 
 
-def write_predictions(path: Path, utt_ids: list[str], ctx: RunContext, y: np.ndarray, probs: np.ndarray) -> None:
+def write_predictions(path: Path, utt_ids: list[str], ctx: RunContext, y: np.ndarray, probs: np.ndarray,
+                      subsets: dict[str, np.ndarray] | None = None) -> None:
+    """Test predictions per utterance, every class probability, and the subsets each item is in."""
     df = ctx.manifest.df.set_index("utt_id").loc[utt_ids]
     table = pd.DataFrame({"utt_id": utt_ids, "speaker": df["speaker"].values, "label": [ctx.classes[i] for i in y],
                           "pred": [ctx.classes[i] for i in probs.argmax(1)]})
+    for name, mask in (subsets or {}).items():
+        table[f"in_{name}"] = mask.astype(int)
     for i, c in enumerate(ctx.classes):
         table[f"p_{c}"] = probs[:, i].round(5)
     write_csv_atomic(table, path)
@@ -509,12 +562,45 @@ def summarize_run(ctx: RunContext) -> dict | None:
         "wall_seconds": float(sum(m["wall_seconds"] for m in fold_metrics)),
         "per_fold": [{"fold": m["fold"], "test_groups": m["test_groups"], "best_epoch": m["best_epoch"],
                       **{k: m["test"][k] for k in HEADLINE}} for m in fold_metrics],
+        "protocol": ctx.folds[0].protocol["name"], "subset": ctx.cfg["data"].get("subset") or "all",
+        "transcript_overlap": json.loads(audit.read_text()).get("transcript_overlap", {"available": False}),
+        "subsets": pooled_subsets(ctx, [m["fold"] for m in fold_metrics]),
     })
     write_text_atomic(ctx.run_dir / ("summary.json" if complete else "summary.partial.json"), json.dumps(summary, indent=2))
     write_text_atomic(ctx.run_dir / "results.md", results_markdown(summary))
     plot_confusion(summary["confusion"], ctx.classes, ctx.run_dir / "confusion.png",
                    f"{summary['model']}: all folds pooled")
     return summary
+
+
+def pooled_subsets(ctx: RunContext, folds: list[int]) -> dict:
+    """Metrics on the test subsets (scripted / improvised, transcript seen / unseen in training),
+    over the finished folds' test predictions pooled (a subset is small in any one fold)."""
+    tables = [pd.read_csv(ctx.run_dir / f"fold_{k}" / "predictions.csv") for k in folds]
+    table = pd.concat(tables, ignore_index=True)
+    cls = {c: i for i, c in enumerate(ctx.classes)}
+    out = {}
+    for col in [c for c in table.columns if c.startswith("in_")]:
+        rows = table[table[col] == 1]
+        if len(rows):
+            m = compute_metrics(rows["label"].map(cls).to_numpy(), rows["pred"].map(cls).to_numpy(), ctx.classes)
+            out[col[3:]] = {"n": int(len(rows)), **{k: m[k] for k in HEADLINE}, "per_class_f1": m["per_class_f1"]}
+    return out
+
+
+def overlap_lines(summary: dict) -> list[str]:
+    """The protocol, the transcript overlap (a loud warning where it inflates a text model) and the
+    subset figures, as plain lines for the CLI and results.md."""
+    lines = [f"protocol: {summary.get('protocol', 'standard')}; test subset: {summary.get('subset', 'all')}"]
+    ov = summary.get("transcript_overlap") or {}
+    if ov.get("message"):
+        lines.append(("WARNING: " if ov.get("level") == "warning" else "transcript overlap: ") + ov["message"])
+    if ov.get("available") and any(ov.get("removed_from_train") or []):
+        lines.append(f"script_disjoint: training items left out per fold: {ov['removed_from_train']}")
+    for name, m in (summary.get("subsets") or {}).items():
+        lines.append(f"test subset {name} (n={m['n']}, folds pooled): Macro-F1 {m['macro_f1']:.3f}, UA {m['ua']:.3f}, "
+                     f"WA {m['wa']:.3f}")
+    return lines
 
 
 def results_markdown(summary: dict) -> str:
@@ -529,4 +615,5 @@ def results_markdown(summary: dict) -> str:
     lines.append("| **mean ± std** | | " + " | ".join(f"**{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}**" for k in HEADLINE) + " | |")
     lines += ["", "| class | F1 (mean ± std) |", "|---|---|"]
     lines += [f"| {c} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
+    lines += ["", "## Protocol, transcript overlap and test subsets", ""] + [f"- {ln}" for ln in overlap_lines(summary)]
     return "\n".join(lines) + "\n"
