@@ -257,6 +257,17 @@ def _predict(args) -> int:
     return 0
 
 
+def _parse_folds(text: str | None) -> list[int] | None:
+    """``--folds 0,2,3`` -> [0, 2, 3] (None: all folds)."""
+    if not text:
+        return None
+    try:
+        folds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise EmofuseError(f"--folds {text}: give fold numbers separated by commas (e.g. --folds 0,2)") from None
+    return list(dict.fromkeys(folds)) or None
+
+
 def _resolve_cfg(args) -> tuple[dict, Path]:
     from .config import find_config, load_config
 
@@ -374,9 +385,10 @@ def _dispatch(args) -> int:
         from .config import apply_overrides, load_config
         from .features import open_store
         from .manifest import read_manifest
+        from .schema import check_config
         from .training.run import frontend_config
 
-        cfg = apply_overrides(load_config(args.config), args.overrides)
+        cfg = check_config(apply_overrides(load_config(args.config), args.overrides))
         m = read_manifest(args.manifest)
         cache = args.cache or m.path.parent / "cache"
         store = open_store(cache, frontend_config(cfg))
@@ -393,9 +405,12 @@ def _dispatch(args) -> int:
             print(f"{tstore.dir}: {n} distinct texts encoded, {len(set(texts)) - n} already cached")
         return 0
     if args.command in ("cv", "train"):
+        from .schema import check_config
         from .training.run import open_run, run_cv, summarize_run, train_fold
 
         cfg, run_dir = _resolve_cfg(args)
+        folds = [args.fold] if args.command == "train" else _parse_folds(args.folds)
+        check_config(cfg, folds)  # a bad key, value or fold number stops here, before any work
         ctx = open_run(cfg, run_dir, args.overwrite)
         if args.command == "train":
             result = train_fold(ctx, args.fold, progress=not args.no_progress)
@@ -407,7 +422,6 @@ def _dispatch(args) -> int:
             return 0
         if (run_dir / "summary.json").is_file() and not args.overwrite:
             print(f"{run_dir}: finished run, kept (pass --overwrite to train again)", file=sys.stderr)
-        folds = [int(x) for x in args.folds.split(",")] if args.folds else None
         summary = run_cv(ctx, folds, args.jobs, progress=not args.no_progress)
         if summary is not None:
             print_summary(summary, run_dir)

@@ -39,6 +39,7 @@ from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_st
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
+from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
 from ..splits import FoldSplit, LeakageError, make_folds, read_split, write_split
 from .data import FeatureDataset, FoldDataModule, class_weights, collate, BucketBatchSampler
@@ -121,6 +122,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False) -> RunContext:
     An existing folder is reopened only for the same config (execution keys aside);
     ``overwrite`` deletes it first.
     """
+    cfg = check_config(cfg)  # every group typed and checked before anything is written
     if cfg["data"].get("manifest") in (None, ""):
         raise EmofuseError("data.manifest is not set: add data.manifest=DIR (a folder written by 'emofuse prepare') to the command")
     primary = is_primary_process()
