@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from conftest import tone
+from emofuse.errors import EmofuseError
 from emofuse.manifest import read_manifest
 from emofuse.prepare import prepare
 
@@ -46,3 +48,63 @@ def test_speakers_differing_only_by_case_are_one_person_with_a_warning(tmp_path)
     s2 = prepare("csv", _csv_corpus(tmp_path / "c2", rows2), tmp_path / "m2", workers=1)
     assert "case" not in "\n".join(s2.lines())
     assert "speaker_case_merged" not in json.loads((tmp_path / "m2" / "prepare.json").read_text())
+
+
+# -- C: metadata CSV encodings and colliding file names ---------------------------------------------
+
+def test_bom_prefixed_utf8_csv_reads_its_first_column(tmp_path):
+    rows = [{"path": f"c{i}.wav", "label": lab, "speaker": spk, "text": "café"}
+            for i, (lab, spk) in enumerate([("ang", "a"), ("sad", "a"), ("ang", "b")])]
+    root = _csv_corpus(tmp_path / "c", rows, encoding="utf-8-sig")  # what Excel's "CSV UTF-8" writes
+    assert (root / "metadata.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    prepare("csv", root, tmp_path / "m", workers=1)
+    df = read_manifest(tmp_path / "m").df
+    assert len(df) == 3 and df["text"].tolist() == ["café"] * 3
+
+
+def test_non_utf8_csv_is_one_line_naming_the_file_and_the_fix(tmp_path):
+    rows = [{"path": f"c{i}.wav", "label": "ang", "speaker": "Jérôme"} for i in range(2)]
+    root = _csv_corpus(tmp_path / "c", rows, encoding="latin-1")
+    with pytest.raises(EmofuseError) as info:
+        prepare("csv", root, tmp_path / "m", workers=1)
+    msg = str(info.value)
+    assert "\n" not in msg and "metadata.csv" in msg and "save it as UTF-8" in msg
+
+
+def test_same_name_different_extension_get_distinct_ids(tmp_path):
+    rows = [{"path": "x.wav", "label": "ang", "speaker": "a"}, {"path": "x.flac", "label": "sad", "speaker": "a"},
+            {"path": "sub/y.wav", "label": "ang", "speaker": "b"}, {"path": "z.wav", "label": "sad", "speaker": "b",
+                                                                     "utt_id": "given"}]
+    s = prepare("csv", _csv_corpus(tmp_path / "c", rows), tmp_path / "m", workers=1)
+    assert not s.problems
+    df = read_manifest(tmp_path / "m").df.set_index("path")
+    # Only the colliding ids keep their extension; the others stay as before.
+    assert df.loc["x.wav", "utt_id"] == "x.wav" and df.loc["x.flac", "utt_id"] == "x.flac"
+    assert df.loc["sub/y.wav", "utt_id"] == "sub_y" and df.loc["z.wav", "utt_id"] == "given"
+    # The same file listed twice is still a duplicate.
+    rows.append({"path": "sub/y.wav", "label": "ang", "speaker": "b"})
+    s = prepare("csv", _csv_corpus(tmp_path / "c2", rows), tmp_path / "m2", workers=1)
+    assert [p.reason for p in s.problems] == ["duplicate utt_id"]
+
+
+def test_ravdess_same_stem_two_extensions_get_distinct_ids(tmp_path):
+    from conftest import write_ravdess
+
+    root = write_ravdess(tmp_path / "r", actors=(1, 2), emotions=("01", "05"), sr=16000, channels=1)
+    wav = next((root / "Actor_01").glob("*.wav"))
+    sf.write(wav.with_suffix(".flac"), tone(0.6, 16000, 300), 16000, format="FLAC")
+    s = prepare("ravdess", root, tmp_path / "m", workers=1)
+    assert not s.problems
+    ids = set(read_manifest(tmp_path / "m").df["utt_id"])
+    assert {wav.name, wav.with_suffix(".flac").name} <= ids and wav.stem not in ids and len(ids) == 9
+
+
+def test_transcripts_csv_with_bom_and_non_utf8(tmp_path):
+    from emofuse.cli import _read_transcripts
+
+    f = tmp_path / "t.csv"
+    f.write_bytes("utt,text\nclip,héllo\n".encode("utf-8-sig"))
+    assert _read_transcripts(str(f)) == {"clip": "héllo"}
+    f.write_bytes("utt,text\nclip,héllo\n".encode("latin-1"))
+    with pytest.raises(EmofuseError, match=r"t\.csv.*save it as UTF-8"):
+        _read_transcripts(str(f))

@@ -221,7 +221,12 @@ def _read_transcripts(path_arg: str | None) -> dict[str, str]:
     path = Path(path_arg)
     if not path.is_file():
         raise EmofuseError(f"{path}: transcripts file not found; give a CSV with columns utt (or path) and text")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is dropped, not glued to the first column's name
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise EmofuseError(f"{path}: not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise EmofuseError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); give columns utt (or path) and text") from None
     key = "utt" if "utt" in table.columns else "path" if "path" in table.columns else None
     if key is None or "text" not in table.columns:
         raise EmofuseError(f"{path}: needs columns utt (file stem) or path, and text; it has {list(table.columns)}")
