@@ -108,3 +108,97 @@ def test_transcripts_csv_with_bom_and_non_utf8(tmp_path):
     f.write_bytes("utt,text\nclip,héllo\n".encode("latin-1"))
     with pytest.raises(EmofuseError, match=r"t\.csv.*save it as UTF-8"):
         _read_transcripts(str(f))
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder nobody can create files in (chmod; for root, the immutable attribute)."""
+    import os
+    import subprocess
+
+    d = tmp_path / "ro"
+    d.mkdir()
+    os.chmod(d, 0o555)
+    immutable = False
+    if os.access(d, os.W_OK):  # root ignores permission bits
+        immutable = subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("cannot make a read-only folder here")
+    yield d
+    if immutable:
+        subprocess.run(["chattr", "-i", str(d)], capture_output=True)
+    os.chmod(d, 0o755)
+
+
+def test_check_writable(tmp_path, readonly_dir):
+    from emofuse.writable import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # asking creates nothing
+    with pytest.raises(EmofuseError, match=r"ro/sub: cannot write the cache there \(its nearest existing folder .*ro\).*; fix it"):
+        check_writable(readonly_dir / "sub", "cache", "fix it")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(EmofuseError, match="is a file, not a folder"):
+        check_writable(tmp_path / "f" / "out")
+
+
+# -- D: predict on a folder with bad files ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fold_run(synth_manifest, tmp_path_factory):
+    from conftest import TINY, run_cli
+
+    run = tmp_path_factory.mktemp("robust_predict") / "run"
+    r = run_cli("train", "demo", "--fold", "0", f"data.manifest={synth_manifest}", *TINY, "--out", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return run / "fold_0"
+
+
+def _clips(folder):
+    folder.mkdir()
+    sf.write(folder / "good.wav", tone(1.0, 16000, 200.0), 16000)
+    sf.write(folder / "also_good.flac", tone(1.2, 16000, 180.0), 16000, format="FLAC")
+    (folder / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    sf.write(folder / "silent.wav", tone(1.0, 16000) * 0, 16000)
+    return folder
+
+
+def test_predict_skips_bad_files_names_them_and_writes_the_rest(fold_run, tmp_path):
+    from conftest import run_cli
+
+    clips = _clips(tmp_path / "clips")
+    for out in (tmp_path / "p.csv", tmp_path / "p.json"):
+        r = run_cli("predict", str(fold_run), str(clips), "--out", str(out), "--device", "cpu", timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        skipped = [ln for ln in r.stderr.splitlines() if ln.startswith("emofuse: skipped")]
+        assert len(skipped) == 2 and any("broken.wav" in ln and "cannot decode" in ln for ln in skipped)
+        assert any("silent.wav" in ln and "silent" in ln.split("silent.wav")[1] for ln in skipped)
+        assert "Traceback" not in r.stderr and "2 files skipped" in r.stderr
+        rows = (pd.read_csv(out, keep_default_na=False).to_dict("records") if out.suffix == ".csv"
+                else json.loads(out.read_text()))
+        by = {row["utt"]: row for row in rows}
+        assert set(by) == {"good", "also_good", "broken", "silent"}
+        assert by["good"]["skipped"] == "" and by["good"]["pred"] in ("angry", "happy", "sad", "neutral")
+        assert by["broken"]["pred"] == "" and "cannot decode" in by["broken"]["skipped"]
+
+
+def test_predict_with_nothing_predictable_fails_and_writes_nothing(fold_run, tmp_path):
+    from conftest import run_cli
+
+    clips = tmp_path / "bad"
+    clips.mkdir()
+    (clips / "a.wav").write_bytes(b"junk")
+    (clips / "b.wav").write_bytes(b"junk too")
+    r = run_cli("predict", str(fold_run), str(clips), "--out", str(tmp_path / "p.csv"), "--device", "cpu", timeout=300)
+    assert r.returncode == 2 and "none of the 2 files could be predicted" in r.stderr.splitlines()[-1]
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_to_a_read_only_place_stops_before_any_work(fold_run, tmp_path, readonly_dir):
+    from conftest import run_cli
+
+    clips = _clips(tmp_path / "clips")
+    r = run_cli("predict", str(fold_run), str(clips), "--out", str(readonly_dir / "p.csv"), "--device", "cpu", timeout=300)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "ro: cannot write the predictions there" in lines[0] and "--out" in lines[0]

@@ -234,29 +234,51 @@ def _read_transcripts(path_arg: str | None) -> dict[str, str]:
 
 
 def _predict(args) -> int:
+    """Predict every file; a file that cannot be predicted is skipped, named on stderr with the
+    reason, and listed in the output (column/field ``skipped``). Exit 0 when at least one file was
+    predicted, 2 when none could be."""
     import pandas as pd
 
+    from .atomic import write_text_atomic
     from .errors import EmofuseError
     from .inference import audio_files, load
+    from .writable import check_writable
 
-    predictor = load(args.model, args.device, args.window_seconds)
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise EmofuseError(f"{out}: is a folder; give --out a file name ending in .csv or .json")
+        check_writable(out.parent if str(out.parent) else Path("."), "predictions",
+                       "give --out a path in a folder you can write to")
     files = audio_files(args.audio)
     texts = _read_transcripts(args.transcripts)
     if args.text is not None and len(files) > 1:
         raise EmofuseError("--text is for one clip; give several transcripts with --transcripts FILE")
-    rows = []
+    predictor = load(args.model, args.device, args.window_seconds)
+    rows, skipped = [], 0
     for f in files:
         text = args.text if args.text is not None else texts.get(f.stem)
-        rows.append({**predictor.predict(f, text=text, utt=f.stem).as_row(), "path": str(f)})
+        try:
+            row = {**predictor.predict(f, text=text, utt=f.stem).as_row(), "path": str(f), "skipped": ""}
+        except (EmofuseError, OSError) as exc:
+            reason = str(exc).removeprefix(f"{f}: ").removeprefix(f"{f.stem}: ")
+            print(f"emofuse: skipped {f}: {reason}", file=sys.stderr)
+            row = {"utt": f.stem, "pred": "", "path": str(f), "skipped": reason}
+            skipped += 1
+        rows.append(row)
+    if skipped == len(rows):
+        raise EmofuseError(f"none of the {len(rows)} files could be predicted (reasons above); nothing written")
     df = pd.DataFrame(rows)
+    df = df[[c for c in df.columns if c not in ("path", "skipped")] + ["path", "skipped"]]
     if args.out and args.out.endswith(".json"):
-        Path(args.out).write_text(json.dumps(rows, indent=2))
+        write_text_atomic(args.out, json.dumps(rows, indent=2))
     elif args.out:
-        df.to_csv(args.out, index=False)
+        write_text_atomic(args.out, df.to_csv(index=False))
     else:
         print(df.to_csv(index=False), end="")
-    if args.out:
-        print(f"wrote {len(rows)} predictions to {args.out} ({len(predictor.modules)} model(s): "
+    if args.out or skipped:
+        print(f"{'wrote' if args.out else 'printed'} {len(rows) - skipped} predictions{f' to {args.out}' if args.out else ''}"
+              f"{f', {skipped} files skipped (column skipped)' if skipped else ''} ({len(predictor.modules)} model(s): "
               f"{', '.join(str(s) for s in predictor.sources[:3])}{' ...' if len(predictor.sources) > 3 else ''})",
               file=sys.stderr)
     return 0
