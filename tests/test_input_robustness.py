@@ -4,6 +4,7 @@ predict on folders with bad files, read-only outputs, damaged cache shards, a fu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -202,3 +203,114 @@ def test_predict_to_a_read_only_place_stops_before_any_work(fold_run, tmp_path, 
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "ro: cannot write the predictions there" in lines[0] and "--out" in lines[0]
+
+
+# -- E: read-only outputs, damaged shards, a full disk -------------------------------------------------
+
+def test_prepare_into_a_read_only_place_stops_before_any_work(tmp_path, readonly_dir, monkeypatch):
+    import emofuse.prepare as prep
+
+    rows = [{"path": f"c{i}.wav", "label": "ang", "speaker": "a"} for i in range(2)]
+    root = _csv_corpus(tmp_path / "c", rows)
+    monkeypatch.setattr(prep, "get_corpus", lambda name: pytest.fail("parsed the corpus before checking --out"))
+    with pytest.raises(EmofuseError, match=r"ro/m: cannot write the manifest there.*--out"):
+        prepare("csv", root, readonly_dir / "m", workers=1)
+
+
+def test_read_only_run_folder_and_cache_are_one_line(synth_manifest, tmp_path, readonly_dir):
+    from conftest import run_cli
+
+    r = run_cli("cv", "demo", f"data.manifest={synth_manifest}", "--out", str(readonly_dir / "run"), timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "ro/run: cannot write the run folder there" in lines[0] and "--out" in lines[0]
+    r = run_cli("features", str(synth_manifest), "--cache", str(readonly_dir), timeout=120)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "cannot write the feature cache there" in lines[0] and "data.cache_dir" in lines[0]
+
+
+def _fill(arrays, n_jobs=3, per_job=4, dim=3):
+    import numpy as np
+
+    jobs = [([f"k{j}_{i}" for i in range(per_job)], (j, per_job, dim)) for j in range(n_jobs)]
+    return arrays.fill(_make_arrays, jobs, workers=1), jobs
+
+
+def _make_arrays(payload):
+    import numpy as np
+
+    j, n, dim = payload
+    return [np.full((5 + i, dim), j * 10 + i, dtype=np.float32) for i in range(n)]
+
+
+@pytest.mark.parametrize("damage", ["truncated_npy", "short_index", "garbled_csv", "empty_npy"])
+def test_a_damaged_shard_is_set_aside_and_its_items_recomputed(tmp_path, capsys, damage):
+    import numpy as np
+
+    from emofuse.shards import ShardedArrays
+
+    arrays = ShardedArrays(tmp_path / "c", {"x": 1})
+    n, jobs = _fill(arrays)
+    assert n == 12
+    npy, csv = tmp_path / "c" / "shard-00001.npy", tmp_path / "c" / "shard-00001.csv"
+    if damage == "truncated_npy":
+        npy.write_bytes(npy.read_bytes()[:-40])  # a copy or a write cut short
+    elif damage == "short_index":
+        csv.write_text(csv.read_text().replace(",8\n", ",80\n"))  # the index names rows the array lacks
+    elif damage == "garbled_csv":
+        csv.write_bytes(b"\x00\x01garbage")
+    else:
+        npy.write_bytes(b"")
+    capsys.readouterr()
+    again = ShardedArrays(tmp_path / "c", {"x": 1})
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shard-00001" in err[0] and "set aside" in err[0] and "recomputed" in err[0]
+    assert (tmp_path / "c" / "shard-00001.npy.bad").exists() and not npy.exists() and not csv.exists()
+    keys = [k for ks, _ in jobs for k in ks]
+    assert again.missing(keys) == jobs[1][0]  # only the damaged shard's items
+    assert np.array_equal(again.get("k2_1"), np.full((6, 3), 21, dtype=np.float32))
+    assert again.fill(_make_arrays, [jobs[1]], workers=1) == 4
+    assert ShardedArrays(tmp_path / "c", {"x": 1}).missing(keys) == []
+    assert float(ShardedArrays(tmp_path / "c", {"x": 1}).get("k1_3")[0, 0]) == 13.0
+
+
+def test_a_full_disk_while_caching_is_one_line_and_keeps_finished_shards(tmp_path, monkeypatch):
+    import errno
+
+    import emofuse.shards as shards
+
+    real, calls = shards.np.save, []
+
+    def writer(path, arr, *a, **k):  # the second shard's write hits a full disk half way
+        calls.append(path)
+        if len(calls) == 2:
+            Path(path).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, arr, *a, **k)
+
+    monkeypatch.setattr(shards.np, "save", writer)
+    arrays = shards.ShardedArrays(tmp_path / "c", {"x": 1})
+    with pytest.raises(EmofuseError) as info:
+        _fill(arrays)
+    msg = str(info.value)
+    assert "\n" not in msg and str(tmp_path / "c") in msg and "No space left" in msg and "cache_dir" in msg
+    assert "4 items finished before are kept" in msg
+    monkeypatch.setattr(shards.np, "save", real)
+    again = shards.ShardedArrays(tmp_path / "c", {"x": 1})
+    assert len(again) == 4 and not list((tmp_path / "c").glob(".*.tmp.npy"))
+
+
+def test_features_command_on_a_full_disk_is_one_line(synth_manifest, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import emofuse.shards as shards
+    from emofuse.cli import main
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shards, "_write_shard", full)
+    rc = main(["features", str(synth_manifest), "--cache", str(tmp_path / "cache"), "--workers", "1"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("emofuse")]
+    assert rc == 2 and len(err) == 1 and "No space left on device" in err[0] and "--cache" in err[0]

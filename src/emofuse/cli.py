@@ -434,10 +434,12 @@ def _dispatch(args) -> int:
     if args.command in ("cv", "train"):
         from .schema import check_config
         from .training.run import open_run, run_cv, summarize_run, train_fold
+        from .writable import check_writable
 
         cfg, run_dir = _resolve_cfg(args)
         folds = [args.fold] if args.command == "train" else _parse_folds(args.folds)
         check_config(cfg, folds)  # a bad key, value or fold number stops here, before any work
+        check_writable(run_dir, "run folder", "give --out a folder you can write to")
         ctx = open_run(cfg, run_dir, args.overwrite)
         if args.command == "train":
             result = train_fold(ctx, args.fold, progress=not args.no_progress)

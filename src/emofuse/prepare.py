@@ -25,6 +25,7 @@ from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
 from .errors import EmofuseError
 from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
+from .writable import check_writable
 
 
 @dataclass
@@ -93,6 +94,9 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     out = Path(out)
     if not root.is_dir():
         raise EmofuseError(f"{root}: corpus folder not found; check the path")
+    out_fix = "give --out a folder you can write to"
+    if not (out / META_NAME).is_file():  # (an existing manifest may be up to date: nothing to write)
+        check_writable(out, "manifest", out_fix)
     parsed = get_corpus(corpus)(root, class_map, **options)
     cmap = parsed.class_map
     problems = list(parsed.problems)
@@ -124,6 +128,7 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
         if old.get("fingerprint") == fingerprint:
             return PrepareSummary(csv_path, int(old.get("rows", 0)), Counter(), excluded, True, [])
 
+    check_writable(out, "manifest", out_fix)  # before decoding every clip
     workers = workers or min(8, os.cpu_count() or 1)
     paths = [str(p) for p in audio_files]
     if workers > 1 and len(paths) > 64:
