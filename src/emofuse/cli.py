@@ -229,7 +229,12 @@ def _read_transcripts(path_arg: str | None) -> dict[str, str]:
     path = Path(path_arg)
     if not path.is_file():
         raise EmofuseError(f"{path}: transcripts file not found; give a CSV with columns utt (or path) and text")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is dropped, not glued to the first column's name
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise EmofuseError(f"{path}: not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise EmofuseError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); give columns utt (or path) and text") from None
     key = "utt" if "utt" in table.columns else "path" if "path" in table.columns else None
     if key is None or "text" not in table.columns:
         raise EmofuseError(f"{path}: needs columns utt (file stem) or path, and text; it has {list(table.columns)}")
@@ -237,32 +242,65 @@ def _read_transcripts(path_arg: str | None) -> dict[str, str]:
 
 
 def _predict(args) -> int:
+    """Predict every file; a file that cannot be predicted is skipped, named on stderr with the
+    reason, and listed in the output (column/field ``skipped``). Exit 0 when at least one file was
+    predicted, 2 when none could be."""
     import pandas as pd
 
+    from .atomic import write_text_atomic
     from .errors import EmofuseError
     from .inference import audio_files, load
+    from .writable import check_writable
 
-    predictor = load(args.model, args.device, args.window_seconds)
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise EmofuseError(f"{out}: is a folder; give --out a file name ending in .csv or .json")
+        check_writable(out.parent if str(out.parent) else Path("."), "predictions",
+                       "give --out a path in a folder you can write to")
     files = audio_files(args.audio)
     texts = _read_transcripts(args.transcripts)
     if args.text is not None and len(files) > 1:
         raise EmofuseError("--text is for one clip; give several transcripts with --transcripts FILE")
-    rows = []
+    predictor = load(args.model, args.device, args.window_seconds)
+    rows, skipped = [], 0
     for f in files:
         text = args.text if args.text is not None else texts.get(f.stem)
-        rows.append({**predictor.predict(f, text=text, utt=f.stem).as_row(), "path": str(f)})
+        try:
+            row = {**predictor.predict(f, text=text, utt=f.stem).as_row(), "path": str(f), "skipped": ""}
+        except (EmofuseError, OSError) as exc:
+            reason = str(exc).removeprefix(f"{f}: ").removeprefix(f"{f.stem}: ")
+            print(f"emofuse: skipped {f}: {reason}", file=sys.stderr)
+            row = {"utt": f.stem, "pred": "", "path": str(f), "skipped": reason}
+            skipped += 1
+        rows.append(row)
+    if skipped == len(rows):
+        raise EmofuseError(f"none of the {len(rows)} files could be predicted (reasons above); nothing written")
     df = pd.DataFrame(rows)
+    df = df[[c for c in df.columns if c not in ("path", "skipped")] + ["path", "skipped"]]
     if args.out and args.out.endswith(".json"):
-        Path(args.out).write_text(json.dumps(rows, indent=2))
+        write_text_atomic(args.out, json.dumps(rows, indent=2))
     elif args.out:
-        df.to_csv(args.out, index=False)
+        write_text_atomic(args.out, df.to_csv(index=False))
     else:
         print(df.to_csv(index=False), end="")
-    if args.out:
-        print(f"wrote {len(rows)} predictions to {args.out} ({len(predictor.modules)} model(s): "
+    if args.out or skipped:
+        print(f"{'wrote' if args.out else 'printed'} {len(rows) - skipped} predictions{f' to {args.out}' if args.out else ''}"
+              f"{f', {skipped} files skipped (column skipped)' if skipped else ''} ({len(predictor.modules)} model(s): "
               f"{', '.join(str(s) for s in predictor.sources[:3])}{' ...' if len(predictor.sources) > 3 else ''})",
               file=sys.stderr)
     return 0
+
+
+def _parse_folds(text: str | None) -> list[int] | None:
+    """``--folds 0,2,3`` -> [0, 2, 3] (None: all folds)."""
+    if not text:
+        return None
+    try:
+        folds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise EmofuseError(f"--folds {text}: give fold numbers separated by commas (e.g. --folds 0,2)") from None
+    return list(dict.fromkeys(folds)) or None
 
 
 def _resolve_cfg(args) -> tuple[dict, Path]:
@@ -396,9 +434,10 @@ def _dispatch(args) -> int:
         from .config import apply_overrides, load_config
         from .features import open_store
         from .manifest import read_manifest
+        from .schema import check_config
         from .training.run import frontend_config
 
-        cfg = apply_overrides(load_config(args.config), args.overrides)
+        cfg = check_config(apply_overrides(load_config(args.config), args.overrides))
         m = read_manifest(args.manifest)
         cache = args.cache or m.path.parent / "cache"
         store = open_store(cache, frontend_config(cfg))
@@ -415,9 +454,14 @@ def _dispatch(args) -> int:
             print(f"{tstore.dir}: {n} distinct texts encoded, {len(set(texts)) - n} already cached")
         return 0
     if args.command in ("cv", "train"):
+        from .schema import check_config
         from .training.run import open_run, run_cv, summarize_run, train_fold
+        from .writable import check_writable
 
         cfg, run_dir = _resolve_cfg(args)
+        folds = [args.fold] if args.command == "train" else _parse_folds(args.folds)
+        check_config(cfg, folds)  # a bad key, value or fold number stops here, before any work
+        check_writable(run_dir, "run folder", "give --out a folder you can write to")
         ctx = open_run(cfg, run_dir, args.overwrite, fold=args.fold if args.command == "train" else None)
         if args.command == "train":
             result = train_fold(ctx, args.fold, progress=not args.no_progress)
@@ -429,7 +473,6 @@ def _dispatch(args) -> int:
             return 0
         if (run_dir / "summary.json").is_file() and not args.overwrite:
             print(f"{run_dir}: finished run, kept (pass --overwrite to train again)", file=sys.stderr)
-        folds = [int(x) for x in args.folds.split(",")] if args.folds else None
         summary = run_cv(ctx, folds, args.jobs, progress=not args.no_progress)
         if summary is not None:
             print_summary(summary, run_dir)

@@ -12,7 +12,7 @@ import json
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,7 @@ from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
 from .errors import EmofuseError
 from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
+from .writable import check_writable
 
 
 @dataclass
@@ -35,6 +36,7 @@ class PrepareSummary:
     excluded: int
     up_to_date: bool
     problems: list[Problem]
+    case_merged: list[dict] = field(default_factory=list)  # speakers whose ids differed only by case
 
     def lines(self) -> list[str]:
         if self.up_to_date:
@@ -42,6 +44,9 @@ class PrepareSummary:
         out = [f"wrote {self.manifest} ({self.rows} utterances)"]
         if self.excluded:
             out.append(f"  {self.excluded} utterances with labels outside the class map were left out")
+        for m in self.case_merged:
+            out.append(f"  warning: speaker ids {m['spellings']} differ only by case; they are taken as one person "
+                       f"({m['speaker']!r}) for the folds; give them distinct ids if they are different people")
         for reason, n in sorted(self.skipped.items()):
             out.append(f"  skipped {n}: {reason}")
         if self.problems:
@@ -89,6 +94,9 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     out = Path(out)
     if not root.is_dir():
         raise EmofuseError(f"{root}: corpus folder not found; check the path")
+    out_fix = "give --out a folder you can write to"
+    if not (out / META_NAME).is_file():  # (an existing manifest may be up to date: nothing to write)
+        check_writable(out, "manifest", out_fix)
     parsed = get_corpus(corpus)(root, class_map, **options)
     cmap = parsed.class_map
     problems = list(parsed.problems)
@@ -120,6 +128,7 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
         if old.get("fingerprint") == fingerprint:
             return PrepareSummary(csv_path, int(old.get("rows", 0)), Counter(), excluded, True, [])
 
+    check_writable(out, "manifest", out_fix)  # before decoding every clip
     workers = workers or min(8, os.cpu_count() or 1)
     paths = [str(p) for p in audio_files]
     if workers > 1 and len(paths) > 64:
@@ -143,18 +152,45 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     if not rows:
         raise EmofuseError(f"{root}: no usable utterances found for corpus {corpus!r} (see the skipped counts); check the layout and the class map")
     df = pd.DataFrame(rows)
+    case_merged = merge_case_variants(df)
     df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
     counts = Counter(p.reason for p in problems)
     meta = {"corpus": corpus, "root": str(root), "class_map": cmap.name, "classes": list(cmap.classes),
             "mapping": cmap.mapping, "rows": len(df), "excluded_by_class_map": excluded,
             "skipped": dict(counts), "label_counts": df["label"].value_counts().to_dict(),
             "speakers": int(df["speaker"].nunique()), "hours": round(float(df["duration"].sum()) / 3600, 4),
-            "fingerprint": fingerprint, "emofuse_version": __version__}
+            "fingerprint": fingerprint, "emofuse_version": __version__, **({"speaker_case_merged": case_merged} if case_merged else {})}
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([{"file": p.file, "reason": p.reason, "detail": p.detail} for p in problems],
                  columns=["file", "reason", "detail"]).to_csv(out / "skipped.csv", index=False)
     written = write_manifest(df, meta, out)
-    return PrepareSummary(written, len(df), counts, excluded, False, problems)
+    return PrepareSummary(written, len(df), counts, excluded, False, problems, case_merged)
+
+
+def merge_case_variants(df: pd.DataFrame) -> list[dict]:
+    """Speaker ids that differ only by case (``SPK2`` / ``spk2``) become one id, in place.
+
+    A speaker-independent split must never put one person on both sides; two ids that differ
+    only by case are far more likely one person typed two ways than two people, and taking them
+    as one can only make the folds stricter. The most frequent spelling (then the first in sort
+    order) names them all; a session that was named after the speaker (the csv corpus default)
+    follows. Returns ``[{"speaker": kept, "spellings": [...]}]`` for the summary and prepare.json.
+    """
+    counts = df["speaker"].value_counts()
+    groups: dict[str, list[str]] = {}
+    for spk in sorted(counts.index):
+        groups.setdefault(spk.casefold(), []).append(spk)
+    merged, rename = [], {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            keep = sorted(spellings, key=lambda s: (-counts[s], s))[0]
+            rename.update({s: keep for s in spellings if s != keep})
+            merged.append({"speaker": keep, "spellings": sorted(spellings)})
+    if rename:
+        named_after = df["session"] == df["speaker"]
+        df["speaker"] = df["speaker"].replace(rename)
+        df.loc[named_after, "session"] = df.loc[named_after, "speaker"]
+    return merged
 
 
 def _fix_for(reason: str, check: AudioCheck, min_seconds: float) -> str:

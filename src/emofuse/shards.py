@@ -18,8 +18,10 @@ process touches only the rows it uses and never holds the corpus in memory.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -30,6 +32,9 @@ import pandas as pd
 
 from .atomic import write_text_atomic
 from .errors import EmofuseError
+from .writable import check_writable
+
+CACHE_FIX = "point data.cache_dir (or --cache) at a folder you can write to"
 
 
 class ShardedArrays:
@@ -43,20 +48,41 @@ class ShardedArrays:
 
     def __init__(self, folder: str | Path, settings: dict, what: str = "item") -> None:
         self.dir = Path(folder)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.what = what
         path = self.dir / "settings.json"
-        if not path.exists():
-            write_text_atomic(path, json.dumps(settings, indent=2))
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                write_text_atomic(path, json.dumps(settings, indent=2))
+        except OSError as exc:
+            raise EmofuseError(f"{self.dir}: cannot write the feature cache there ({exc.strerror or exc}); "
+                               f"{CACHE_FIX}") from None
         self._index: dict[str, tuple[int, int, int]] = {}
         self._arrays: dict[int, np.ndarray] = {}
         for csv in sorted(self.dir.glob("shard-*.csv")):
             shard = int(csv.stem.split("-")[1])
-            if not (self.dir / f"shard-{shard:05d}.npy").exists():
+            npy = self.dir / f"shard-{shard:05d}.npy"
+            if not npy.exists():
                 continue
-            table = pd.read_csv(csv, dtype={"key": str})
-            for key, off, n in zip(table["key"], table["offset"], table["frames"]):
-                self._index[key] = (shard, int(off), int(n))
+            try:
+                entries = _read_shard_index(csv, npy)
+            except _DamagedShard as exc:
+                self._set_aside(shard, str(exc))
+                continue
+            for key, off, n in entries:
+                self._index[key] = (shard, off, n)
+
+    def _set_aside(self, shard: int, reason: str) -> None:
+        """Rename a damaged shard to ``*.bad`` (kept for inspection), so its items are recomputed."""
+        names = [f"shard-{shard:05d}.npy", f"shard-{shard:05d}.csv"]
+        try:
+            for name in names:
+                if (self.dir / name).exists():
+                    (self.dir / name).replace(self.dir / f"{name}.bad")
+            done = f"set aside as {names[0]}.bad and its items will be recomputed"
+        except OSError as exc:  # a read-only cache: leave it, but never read the damaged shard
+            done = f"not set aside ({exc.strerror}), its items will be recomputed"
+        print(f"emofuse: {self.dir / names[0]} is damaged ({reason}); {done}", file=sys.stderr)
 
     def __contains__(self, key: str) -> bool:
         return key in self._index
@@ -110,34 +136,49 @@ class ShardedArrays:
         """
         total = 0
         work = [(fn, str(self.dir), keys, payload) for keys, payload in jobs]
-        with closing(map_in_processes(_compute_and_write, work, workers)) as results:  # the pool stops with us
-            for shard, keys, lengths in results:
-                self._register(shard, keys, lengths)
-                total += len(keys)
-                if on_job is not None:
-                    on_job(len(keys))
+        if work:
+            check_writable(self.dir, "feature cache", CACHE_FIX)
+        try:
+            with closing(map_in_processes(_compute_and_write, work, workers)) as results:  # the pool stops with us
+                for shard, keys, lengths in results:
+                    self._register(shard, keys, lengths)
+                    total += len(keys)
+                    if on_job is not None:
+                        on_job(len(keys))
+        except OSError as exc:
+            raise self._write_error(exc, total) from None
         return total
+
+    def _write_error(self, exc: OSError, kept: int) -> EmofuseError:
+        what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "a write failed"
+        return EmofuseError(f"{self.dir}: {what} while caching ({exc.strerror or exc}); {kept} items finished before are "
+                            f"kept; free space there or {CACHE_FIX}, then run the same command again")
 
     def store_stream(self, chunks: Iterable[list[tuple[str, np.ndarray]]], shard_items: int,
                      on_chunk: Callable[[int], object] | None = None) -> int:
         """Store (key, array) pairs as they arrive, a shard every ``shard_items`` pairs and one for
         the rest, so an interruption keeps every finished shard. Returns how many were stored."""
-        shard, keys, arrays, total = self.next_shard(), [], [], 0
-        for chunk in chunks:
-            for key, arr in chunk:
-                keys.append(key)
-                arrays.append(arr)
-            total += len(chunk)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
-            if len(keys) >= shard_items:
+        check_writable(self.dir, "feature cache", CACHE_FIX)
+        shard, keys, arrays, total, stored = self.next_shard(), [], [], 0, 0
+        try:
+            for chunk in chunks:
+                for key, arr in chunk:
+                    keys.append(key)
+                    arrays.append(arr)
+                total += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+                if len(keys) >= shard_items:
+                    self.write_shard(shard, keys, arrays)
+                    stored += len(keys)
+                    keys, arrays = [], []
+                    shard = self.next_shard()
+            if keys:
                 self.write_shard(shard, keys, arrays)
-                keys, arrays = [], []
-                shard = self.next_shard()
-        if keys:
-            self.write_shard(shard, keys, arrays)
-        else:
-            (self.dir / f".shard-{shard:05d}.claim").unlink(missing_ok=True)
+            else:
+                (self.dir / f".shard-{shard:05d}.claim").unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._write_error(exc, stored) from None
         return total
 
 
@@ -158,12 +199,41 @@ def _write_shard(folder: Path, shard: int, keys: list[str], arrays: list[np.ndar
     lengths = [len(a) for a in arrays]
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
     tmp = folder / f".shard-{shard:05d}.tmp.npy"
-    np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32, copy=False))
-    tmp.replace(folder / f"shard-{shard:05d}.npy")
     csv_tmp = folder / f".shard-{shard:05d}.tmp.csv"
-    pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
+    try:
+        np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32, copy=False))
+        pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
+    except BaseException:  # a full disk or an interruption: no half-written temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        csv_tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(folder / f"shard-{shard:05d}.npy")
     csv_tmp.replace(folder / f"shard-{shard:05d}.csv")
     return lengths
+
+
+class _DamagedShard(Exception):
+    pass
+
+
+def _read_shard_index(csv: Path, npy: Path) -> list[tuple[str, int, int]]:
+    """A shard's (key, offset, rows) entries, checked against its array: a truncated or empty
+    .npy, an unreadable index, or an index naming rows the array lacks raise ``_DamagedShard``."""
+    try:
+        arr = np.load(npy, mmap_mode="r")  # reads the header only; a short file fails to map
+    except (ValueError, OSError, EOFError) as exc:
+        raise _DamagedShard(f"array unreadable: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}") from None
+    if arr.ndim != 2:
+        raise _DamagedShard(f"array has shape {arr.shape}, not (rows, dim)")
+    try:
+        table = pd.read_csv(csv, dtype={"key": str})
+        entries = [(str(k), int(o), int(n)) for k, o, n in zip(table["key"], table["offset"], table["frames"])]
+    except Exception as exc:  # pandas raises several types for a garbled file
+        raise _DamagedShard(f"index unreadable: {type(exc).__name__}") from None
+    end = max((o + n for _, o, n in entries), default=0)
+    if end > arr.shape[0] or any(o < 0 or n < 0 for _, o, n in entries):
+        raise _DamagedShard(f"index names rows up to {end}, the array holds {arr.shape[0]}")
+    return entries
 
 
 def _compute_and_write(args: tuple[Callable, str, list[str], object]) -> tuple[int, list[str], list[int]]:

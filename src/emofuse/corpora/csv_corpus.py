@@ -15,9 +15,8 @@ def parse_csv(root: Path, class_map: str | None = None, **options: str) -> Parse
     table = Path(options.get("csv") or root / "metadata.csv")
     if not table.is_file():
         raise EmofuseError(f"{table}: metadata CSV not found; pass --csv FILE (columns path, label, speaker [, text, session, gender, utt_id])")
-    with table.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-        fields = set(rows[0].keys()) if rows else set()
+    rows = read_csv_rows(table)
+    fields = set(rows[0].keys()) if rows else set()
     need = {"path", "label", "speaker"}
     if not need <= fields:
         raise EmofuseError(f"{table}: needs columns {sorted(need)}, found {sorted(fields)}")
@@ -28,6 +27,7 @@ def parse_csv(root: Path, class_map: str | None = None, **options: str) -> Parse
         cmap = ClassMap(f"{table.stem}_labels", labels, {label: label for label in labels}, frozenset(labels))
     candidates: list[Candidate] = []
     problems: list[Problem] = []
+    ids = _path_ids(rows, root)
     for lineno, row in enumerate(rows, start=2):
         where = f"{table.name}:{lineno}"
         path, raw, speaker = ((row.get(k) or "").strip() for k in ("path", "label", "speaker"))
@@ -44,9 +44,38 @@ def parse_csv(root: Path, class_map: str | None = None, **options: str) -> Parse
             except ValueError:
                 problems.append(Problem(BAD_ROW, where, f"{path} is outside the corpus root {root}; give paths relative to it"))
                 continue
-        utt = (row.get("utt_id") or "").strip() or rel.with_suffix("").as_posix().replace("/", "_")
+        utt = (row.get("utt_id") or "").strip() or ids[rel.as_posix()]
         candidates.append(Candidate(
             utt, rel.as_posix(), speaker, (row.get("session") or "").strip() or speaker, raw,
             (row.get("gender") or "").strip().lower(), (row.get("text") or "").strip(),
         ))
     return ParseResult(candidates, problems, [table], cmap)
+
+
+def read_csv_rows(table: Path) -> list[dict[str, str]]:
+    """The rows of a UTF-8 CSV (a byte-order mark, as Excel writes, is dropped, not glued to the
+    first column's name); any other encoding stops with one line naming the file and the fix."""
+    try:
+        with table.open(newline="", encoding="utf-8-sig") as fh:
+            return list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise EmofuseError(f"{table}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it as "
+                           "UTF-8 (in Excel: 'CSV UTF-8'; or iconv -f latin1 -t utf-8)") from None
+    except csv.Error as exc:
+        raise EmofuseError(f"{table}: not a readable CSV ({exc}); check its quoting") from None
+
+
+def _path_ids(rows: list[dict[str, str]], root: Path) -> dict[str, str]:
+    """Path-derived utt_ids: the path without extension, '/' -> '_' (``clips/a.wav`` -> ``clips_a``).
+    Distinct files that would share one (``x.wav`` and ``x.flac``) keep their extension instead."""
+    paths = []
+    for row in rows:
+        rel = Path((row.get("path") or "").strip())
+        if rel.is_absolute() and rel.is_relative_to(root):
+            rel = rel.relative_to(root)
+        paths.append(rel.as_posix())
+    base = {p: Path(p).with_suffix("").as_posix().replace("/", "_") for p in dict.fromkeys(paths)}
+    taken: dict[str, int] = {}
+    for b in base.values():
+        taken[b] = taken.get(b, 0) + 1
+    return {p: (p.replace("/", "_") if taken[b] > 1 else b) for p, b in base.items()}

@@ -27,9 +27,9 @@ def parse_ravdess(root: Path, class_map: str | None = None, **options: str) -> P
     candidates: list[Candidate] = []
     problems: list[Problem] = []
     for adir in actors:
-        for f in sorted(adir.iterdir()):
-            if f.suffix.lower() not in AUDIO_EXTS:
-                continue
+        files = [f for f in sorted(adir.iterdir()) if f.suffix.lower() in AUDIO_EXTS]
+        stems = [f.stem for f in files]
+        for f in files:
             rel = f.relative_to(root).as_posix()
             m = _NAME.match(f.stem)
             if not m:
@@ -41,8 +41,9 @@ def parse_ravdess(root: Path, class_map: str | None = None, **options: str) -> P
                 continue
             speaker = f"Actor_{actor}"
             gender = "male" if int(actor) % 2 else "female"
+            utt = f.name if stems.count(f.stem) > 1 else f.stem  # x.wav and x.flac: two distinct ids
             candidates.append(Candidate(
-                f.stem, rel, speaker, speaker, emotion, gender, STATEMENTS.get(statement, ""),
+                utt, rel, speaker, speaker, emotion, gender, STATEMENTS.get(statement, ""),
                 {"intensity": "strong" if intensity == "02" else "normal", "statement": statement,
                  "repetition": rep, "channel": "song" if channel == "02" else "speech"},
             ))

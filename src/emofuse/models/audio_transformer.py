@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -87,5 +89,5 @@ class AudioTransformer(nn.Module):
 @register_model
 def audio_transformer(n_mels: int = 64, n_classes: int = 4, patch_f: int = 16, patch_t: int = 16, dim: int = 192,
                       depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.1,
-                      pooling: str = "cls") -> AudioTransformer:
+                      pooling: Literal["cls", "mean"] = "cls") -> AudioTransformer:
     return AudioTransformer(n_mels, n_classes, patch_f, patch_t, dim, depth, heads, mlp_ratio, dropout, pooling)

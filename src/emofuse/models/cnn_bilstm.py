@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -71,5 +73,6 @@ class CNNBiLSTM(nn.Module):
 
 @register_model
 def cnn_bilstm(n_mels: int = 64, n_classes: int = 4, channels: tuple[int, ...] | list[int] = (32, 64, 128),
-               lstm_hidden: int = 128, lstm_layers: int = 2, pooling: str = "attention", dropout: float = 0.3) -> CNNBiLSTM:
+               lstm_hidden: int = 128, lstm_layers: int = 2, pooling: Literal["attention", "mean"] = "attention",
+               dropout: float = 0.3) -> CNNBiLSTM:
     return CNNBiLSTM(n_mels, n_classes, tuple(channels), lstm_hidden, lstm_layers, pooling, dropout)

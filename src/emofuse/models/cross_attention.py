@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -110,6 +112,7 @@ class CrossAttentionFusion(nn.Module):
 
 @register_model(modalities=("audio", "text"))
 def cross_attention(n_mels: int = 64, n_classes: int = 4, text_dim: int = 384, audio_encoder: str = "audio_transformer",
-                    audio: dict | None = None, dim: int = 128, heads: int = 4, depth: int = 1, direction: str = "both",
-                    dropout: float = 0.1, hidden: int = 256) -> CrossAttentionFusion:
+                    audio: dict | None = None, dim: int = 128, heads: int = 4, depth: int = 1,
+                    direction: Literal["both", "audio_to_text", "text_to_audio"] = "both", dropout: float = 0.1,
+                    hidden: int = 256) -> CrossAttentionFusion:
     return CrossAttentionFusion(n_mels, n_classes, text_dim, audio_encoder, audio, dim, heads, depth, direction, dropout, hidden)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -51,5 +53,6 @@ class EarlyFusion(nn.Module):
 
 @register_model(modalities=("audio", "text"))
 def early_fusion(n_mels: int = 64, n_classes: int = 4, text_dim: int = 384, audio_encoder: str = "resnet18",
-                 audio: dict | None = None, text_pooling: str = "cls", hidden: int = 256, dropout: float = 0.3) -> EarlyFusion:
+                 audio: dict | None = None, text_pooling: Literal["cls", "mean"] = "cls", hidden: int = 256,
+                 dropout: float = 0.3) -> EarlyFusion:
     return EarlyFusion(n_mels, n_classes, text_dim, audio_encoder, audio, text_pooling, hidden, dropout)

@@ -7,8 +7,11 @@ models stay plain ``nn.Module``s that never see a config.
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..errors import EmofuseError
@@ -72,3 +75,81 @@ def create_audio_encoder(name: str, n_mels: int, kwargs: dict | None = None, poo
     if not pooled and isinstance(getattr(enc, "attn", None), nn.Module):
         enc.attn = None
     return enc
+
+
+# Set by the run from the features, the manifest and the text encoder; never from the config.
+RUNTIME_ARGS = ("n_mels", "n_classes", "text_dim")
+
+
+def check_model_config(model: dict, n_mels: int = 64) -> dict:
+    """The config's ``model:`` group checked against the registered constructor's signature.
+
+    Unknown keys are refused with the closest parameter, values are coerced to the annotated
+    types (``Literal`` annotations give the allowed names: ``pooling``, ``direction``), sizes
+    (whole-number parameters) must be at least 1 and ``dropout`` lie in [0, 1); a fusion model's
+    ``audio:`` mapping is checked against its ``audio_encoder``. Finally the model is built on
+    the meta device (no memory, no weights), so a combination its constructor refuses
+    (``patch_f`` that does not divide ``n_mels``) fails now, not after the features are cached.
+
+    Returns:
+        the group with coerced values (``name`` first).
+    """
+    from ..schema import closest
+
+    if not isinstance(model, dict):
+        raise EmofuseError(f"model: must be a mapping with a 'name' (got {model!r})")
+    name = model.get("name")
+    if name not in _MODELS:
+        raise EmofuseError(f"model.name={name}: not a registered model{closest(name, _MODELS)} (registered: {list_models()})")
+    out = {"name": name, **_check_kwargs(name, {k: v for k, v in model.items() if k != "name"}, "model")}
+    kwargs = {k: v for k, v in out.items() if k != "name"}
+    try:
+        with torch.device("meta"):
+            create_model(name, **({"n_mels": n_mels} if "n_mels" in _params(name) else {}), **kwargs)
+    except EmofuseError:
+        raise
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as exc:
+        raise EmofuseError(f"model {name!r}: the config's model settings do not fit together "
+                           f"({str(exc).splitlines()[0][:200]}); change them") from None
+    return out
+
+
+def _params(name: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(_MODELS[name]).parameters)
+
+
+def _check_kwargs(name: str, given: dict, where: str) -> dict:
+    from ..schema import check_bounds, closest, coerce_value, refuse_unknown
+
+    params = _params(name)
+    hints = typing.get_type_hints(_MODELS[name])
+    for k in given:
+        if k in RUNTIME_ARGS:
+            raise EmofuseError(f"{where}.{k}: set by the run (from the features, the manifest or the text encoder), "
+                               f"not by the config; remove it")
+    known = [p for p in params if p not in RUNTIME_ARGS]
+    refuse_unknown(where, given, known)
+    out = {}
+    for k, v in given.items():
+        key = f"{where}.{k}"
+        default = params[k].default if params[k].default is not inspect.Parameter.empty else None
+        value = coerce_value(key, v, hints.get(k, typing.Any), default)
+        if k == "dropout":
+            check_bounds(key, value, {"ge": 0, "lt": 1}, default)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            check_bounds(key, value, {"ge": 1}, default)
+        elif isinstance(value, list):
+            for item in value:
+                check_bounds(key, item, {"ge": 1}, default)
+        elif isinstance(value, float):
+            check_bounds(key, value, {"gt": 0}, default)
+        out[k] = value
+    if "audio_encoder" in params:
+        enc = out.get("audio_encoder", params["audio_encoder"].default)
+        if enc not in _MODELS or _MODALITIES[enc] != ("audio",):
+            audio = list_models("audio", only=True)
+            raise EmofuseError(f"{where}.audio_encoder={enc}: not a registered audio model{closest(enc, audio)} "
+                               f"(audio models: {audio})")
+        if out.get("audio") is not None:
+            out["audio"] = _check_kwargs(enc, out["audio"], f"{where}.audio")
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -44,5 +46,6 @@ class TextMLP(nn.Module):
 
 
 @register_model(modalities=("text",))
-def text_mlp(n_classes: int = 4, text_dim: int = 384, hidden: int = 256, pooling: str = "cls", dropout: float = 0.3) -> TextMLP:
+def text_mlp(n_classes: int = 4, text_dim: int = 384, hidden: int = 256, pooling: Literal["cls", "mean"] = "cls",
+             dropout: float = 0.3) -> TextMLP:
     return TextMLP(n_classes, text_dim, hidden, pooling, dropout)

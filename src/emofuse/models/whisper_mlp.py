@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -56,6 +58,6 @@ class WhisperMLP(nn.Module):
 
 
 @register_model
-def whisper_mlp(n_mels: int = 384, n_classes: int = 4, hidden: int = 256, layers: int = 1, pooling: str = "attention",
-                dropout: float = 0.2) -> WhisperMLP:
+def whisper_mlp(n_mels: int = 384, n_classes: int = 4, hidden: int = 256, layers: int = 1,
+                pooling: Literal["attention", "mean"] = "attention", dropout: float = 0.2) -> WhisperMLP:
     return WhisperMLP(n_mels, n_classes, hidden, layers, pooling, dropout)

@@ -39,6 +39,7 @@ from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_st
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
+from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
 from ..subsets import PROTOCOLS, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
 from ..runfolder import PARENT_LOCK_ENV, RunFolder, manifest_table
@@ -48,7 +49,7 @@ from .data import FeatureDataset, FoldDataModule, class_weights, collate, Bucket
 
 # Keys that change how a run executes, not what it computes: a resumed run may change them.
 EXECUTION_KEYS = {("train", "devices"), ("train", "num_nodes"), ("train", "strategy"), ("train", "accelerator"),
-                  ("data", "num_workers"), ("data", "feature_workers"), ("train", "progress_bar"), ("text", "batch_size")}
+                  ("data", "num_workers"), ("data", "feature_workers"), ("text", "batch_size")}
 
 
 def is_primary_process() -> bool:
@@ -131,6 +132,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     The folds' audits are re-made against the current manifest on every open: a run whose audit
     fails never trains, resumes or summarises.
     """
+    cfg = check_config(cfg)  # every group typed and checked before anything is written
     if cfg["data"].get("manifest") in (None, ""):
         raise EmofuseError("data.manifest is not set: add data.manifest=DIR (a folder written by 'emofuse prepare') to the command")
     primary = is_primary_process()
@@ -161,6 +163,10 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
             folder.clear()
         if folder.config.is_file():
             old = yaml.safe_load(folder.config.read_text())
+            try:  # an earlier version's config: its defaults filled in the same way, so only real changes differ
+                old = check_config(old)
+            except EmofuseError:
+                pass
             diff = _diff_keys(_strip_execution(old), _strip_execution(cfg))
             if diff and folder.has_trained_state():
                 raise EmofuseError(f"{run_dir} holds a run with another config (differs in {diff[:6]}); "
