@@ -154,7 +154,6 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
         texts = transcripts(manifest, text_cfg)
         text_store = TextStore(cache, text_cfg)
         text_keys = dict(zip(manifest.df["utt_id"], (text_key(t) for t in texts)))
-    check_model(cfg["model"], len(manifest.classes), store.dim, text_store.dim if text_store else None)
     table = manifest_table(manifest.df, text_cfg.read_column if text_cfg else None)
 
     if primary:
@@ -250,25 +249,6 @@ def _disjoint(fold: FoldSplit, df: pd.DataFrame, column: str | None) -> FoldSpli
                     "rule": "training items whose normalised transcript occurs in this fold's validation or test part "
                             "are left out of training"}
     return out
-
-
-def check_model(model_cfg: dict, n_classes: int, n_mels: int, text_dim: int | None) -> None:
-    """Build the configured model once on the CPU, so a wrong setting fails before anything is written."""
-    from ..models import create_model
-
-    kwargs = dict(model_cfg)
-    name = kwargs.pop("name")
-    sizes = {"n_mels": n_mels} if "audio" in model_modalities(name) else {}
-    if text_dim is not None:
-        sizes["text_dim"] = int(text_dim)
-    try:
-        create_model(name, n_classes=n_classes, **sizes, **kwargs)
-    except EmofuseError:
-        raise
-    except TypeError as exc:
-        raise EmofuseError(f"model.{name}: {str(exc).splitlines()[0]}; see configs/model/{name}.yaml for its settings") from None
-    except (ValueError, RuntimeError) as exc:
-        raise EmofuseError(f"model {name}: {str(exc).splitlines()[0]}; fix the model.* setting") from None
 
 
 def write_run_audit(run_dir: Path, cfg: dict, audits: list[dict], modalities: tuple[str, ...] = ("audio",),
