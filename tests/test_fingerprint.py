@@ -264,6 +264,7 @@ def test_load_refuses_missing_damaged_and_foreign_caches(tmp_path):
         load_fingerprints(tmp_path / "other.npz")
 
 
+@pytest.mark.slow
 def test_search_scales_to_an_iemocap_sized_corpus():
     """10,000 clips of 1-30 s (synthetic fingerprints, benchmarks/fingerprint_speed.py): well under a minute."""
     import sys
