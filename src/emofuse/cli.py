@@ -403,13 +403,14 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "folds":
         from .manifest import read_manifest
-        from .splits import make_folds, require_passed, write_split
+        from .splits import audit_split, make_folds, require_passed, write_split
 
         m = read_manifest(args.manifest)
         folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed)
         audits = []
         for f in folds:
-            audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}")
+            audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}",
+                                audit_split(f, m.df, near_duplicates=m.near_duplicates()))
             audits.append(audit)
             print(f"fold {f.fold}: test {', '.join(f.test_groups)} | train {audit['counts']['train']}, "
                   f"val {audit['counts']['val']}, test {audit['counts']['test']} | audit {'passed' if audit['passed'] else 'FAILED'}")

@@ -20,6 +20,7 @@ COLUMNS = ["utt_id", "path", "speaker", "session", "gender", "label", "text", "d
            "channels", "raw_label", "audio_sha1"]
 MANIFEST_NAME = "manifest.csv"
 META_NAME = "prepare.json"
+NEAR_DUPLICATES_NAME = "near_duplicates.csv"
 
 
 @dataclass
@@ -37,6 +38,15 @@ class Manifest:
 
     def label_index(self) -> pd.Series:
         return self.df["label"].map({c: i for i, c in enumerate(self.classes)})
+
+    def near_duplicates(self) -> list[tuple[str, str, float]] | None:
+        """(utt_a, utt_b, bit error rate) pairs of the same recording in another form, found by
+        ``emofuse prepare`` (``near_duplicates.csv``); None when this manifest has no such file."""
+        path = self.path.parent / NEAR_DUPLICATES_NAME
+        if not path.is_file():
+            return None
+        table = pd.read_csv(path, dtype={"utt_a": str, "utt_b": str}, keep_default_na=False)
+        return [(a, b, float(r)) for a, b, r in zip(table["utt_a"], table["utt_b"], table["ber"])]
 
 
 def resolve_manifest_path(path: str | Path) -> Path:

@@ -139,10 +139,15 @@ def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds
     return folds
 
 
-def audit_split(split: FoldSplit, df: pd.DataFrame, text_column: str | None = None, min_words: int = 3) -> dict:
+def audit_split(split: FoldSplit, df: pd.DataFrame, text_column: str | None = None, min_words: int = 3,
+                near_duplicates: list[tuple[str, str, float]] | None = None) -> dict:
     """Check that no speaker, no utt_id and no recording (identical audio content, the
     manifest's ``audio_sha1``: a file copied under another name or speaker) is in two parts;
     return the audit record (``passed`` False on any overlap: nothing may train on it).
+
+    ``near_duplicates``: (utt_a, utt_b, bit error rate) pairs of the same recording in another
+    encoding, rate, gain or trim (``emofuse prepare`` finds them with ``emofuse.fingerprint``); a
+    pair across two parts fails the audit like identical bytes do. None: not checked (said so).
 
     It also measures, as information, the transcript overlap: the share of validation and test
     utterances whose normalised transcript (``text_column``, else the manual ``text``) occurs
@@ -169,6 +174,13 @@ def audit_split(split: FoldSplit, df: pd.DataFrame, text_column: str | None = No
             if sha_of is not None:
                 shared = {sha_of[u] for u in parts[a]} & {sha_of[u] for u in parts[b]}
                 checks[f"same_audio_in_{a}_and_{b}"] = sorted(u for u in parts[a] + parts[b] if sha_of[u] in shared)[:20]
+    if near_duplicates is not None:
+        part_of = {u: p for p, ids in parts.items() for u in ids}
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1:]:
+                checks[f"near_duplicate_audio_in_{a}_and_{b}"] = sorted(
+                    f"{x} ~ {y} (BER {ber:.2f})" for x, y, ber in near_duplicates
+                    if {part_of.get(x), part_of.get(y)} == {a, b})[:20]
     for p, ids in parts.items():
         dup = pd.Series(ids)
         checks[f"duplicate_utt_ids_in_{p}"] = sorted(dup[dup.duplicated()].unique().tolist())[:20]
@@ -181,6 +193,9 @@ def audit_split(split: FoldSplit, df: pd.DataFrame, text_column: str | None = No
                          for p, ids in parts.items()},
         "checks": checks,
         "protocol": split.protocol,
+        "near_duplicate_check": ("content fingerprints from emofuse prepare (re-encoded, resampled, gain-changed or "
+                                 "trimmed copies)" if near_duplicates is not None else
+                                 "not run: the manifest has no near_duplicates.csv (re-run emofuse prepare)"),
         "transcript_overlap": transcript_overlap(parts, df, transcript_column(df, text_column), min_words),
         "passed": not any(checks.values()),
     }

@@ -210,7 +210,8 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     folds = [read_split(folder.fold_dir(f.fold)) if (folder.fold_dir(f.fold) / "split.csv").is_file() else f
              for f in folds]
     min_words = int(cv.get("overlap_min_words", 3))
-    audits = [audit_split(f, manifest.df, text_column, min_words) for f in folds]
+    near = manifest.near_duplicates()
+    audits = [audit_split(f, manifest.df, text_column, min_words, near) for f in folds]
     if primary:
         for f, a in zip(folds, audits):
             write_split(f, manifest.df, folder.fold_dir(f.fold), a)
