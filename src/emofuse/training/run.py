@@ -36,6 +36,7 @@ from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
 from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_stats, open_store
+from ..inference import _load_module, read_checkpoint
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
@@ -303,12 +304,12 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True) -> dict | None:
     if last.is_file():
         print(f"fold {k}: resuming from {last}", file=sys.stderr)
     t0 = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None, weights_only=True)
     if not trainer.is_global_zero:
         return None
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
     device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
-    best_module = EmotionModule.load_from_checkpoint(best, map_location=device).eval()
+    best_module = _load_module(best, device)  # weights only, as emofuse.load: a checkpoint never runs code
     result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
               "checkpoint": best.resolve().relative_to(ctx.run_dir.resolve()).as_posix(),
               "best_epoch": _ckpt_epoch(best), "epochs_trained": trainer.current_epoch,
@@ -354,7 +355,7 @@ def fold_augment(ctx: RunContext, split: FoldSplit, fold_dir: Path) -> FoldAugme
 
 def _ckpt_epoch(path: Path) -> int | None:
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+        return int(read_checkpoint(path)["epoch"])
     except Exception:
         return None
 
