@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import ClassMap, get_class_map
-from .base import BAD_ROW, UNKNOWN_LABEL, Candidate, ParseResult, Problem, register_corpus
+from .base import (BAD_ROW, UNKNOWN_LABEL, Candidate, ParseResult, Problem, outside_problem, register_corpus,
+                   relative_inside)
 
 
 @register_corpus("csv")
@@ -37,13 +38,11 @@ def parse_csv(root: Path, class_map: str | None = None, **options: str) -> Parse
         if not cmap.is_known(raw):
             problems.append(Problem(UNKNOWN_LABEL, where, f"{path} has label {raw!r}, not one of {sorted(cmap.mapping)}"))
             continue
-        rel = Path(path)
-        if rel.is_absolute():
-            try:
-                rel = rel.relative_to(root)
-            except ValueError:
-                problems.append(Problem(BAD_ROW, where, f"{path} is outside the corpus root {root}; give paths relative to it"))
-                continue
+        inside = relative_inside(root, path)  # absolute or relative, after '..' and symbolic links
+        if inside is None:
+            problems.append(outside_problem(root, where, path))
+            continue
+        rel = Path(inside)
         utt = (row.get("utt_id") or "").strip() or rel.with_suffix("").as_posix().replace("/", "_")
         candidates.append(Candidate(
             utt, rel.as_posix(), speaker, (row.get("session") or "").strip() or speaker, raw,
