@@ -457,15 +457,17 @@ def summarize_run(ctx: RunContext) -> dict | None:
 
 
 def results_markdown(summary: dict) -> str:
-    lines = [f"# {summary.get('name') or summary['model']}: {summary['corpus']}, {summary['n_folds']} speaker-independent folds"
-             f" ({summary['scheme']}){'' if summary['complete'] else ' (PARTIAL)'}", "",
-             f"Model `{summary['model']}`, modalities: {' + '.join(summary.get('modalities', ['audio']))}"
-             + (f" (text encoder: {summary['text_encoder']})" if summary.get("text_encoder") else "")
-             + f"; augmentation: {summary.get('augmentation', 'none')}", "",
+    from ..report import md_text as t  # labels, speakers and names are data: no live HTML, no broken tables
+
+    lines = [f"# {t(summary.get('name') or summary['model'])}: {t(summary['corpus'])}, {summary['n_folds']} speaker-independent folds"
+             f" ({t(summary['scheme'])}){'' if summary['complete'] else ' (PARTIAL)'}", "",
+             f"Model {t(summary['model'])}, modalities: {t(' + '.join(summary.get('modalities', ['audio'])))}"
+             + (f" (text encoder: {t(summary['text_encoder'])})" if summary.get("text_encoder") else "")
+             + f"; augmentation: {t(summary.get('augmentation', 'none'))}", "",
              "| fold | test | Macro-F1 | UA | WA | best epoch |", "|---|---|---|---|---|---|"]
     for f in summary["per_fold"]:
-        lines.append(f"| {f['fold']} | {', '.join(f['test_groups'])[:40]} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")
+        lines.append(f"| {f['fold']} | {t(', '.join(f['test_groups'])[:40])} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")
     lines.append("| **mean ± std** | | " + " | ".join(f"**{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}**" for k in HEADLINE) + " | |")
     lines += ["", "| class | F1 (mean ± std) |", "|---|---|"]
-    lines += [f"| {c} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
+    lines += [f"| {t(c)} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
     return "\n".join(lines) + "\n"
