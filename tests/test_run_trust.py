@@ -222,3 +222,20 @@ def test_invalid_config_writes_nothing_and_the_fixed_command_runs(synth_manifest
     assert not (run / "config.yaml").exists()
     r = run_cli(*base)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_failed_audit_gets_no_report_and_no_compare_row(tmp_path):
+    from emofuse.report import compare_runs, write_report
+    from emofuse.splits import LeakageError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"model": "x", "per_fold": [], "n_folds": 1}))
+    for audit in (None, {"passed": False}):
+        if audit is not None:
+            (run / "audit.json").write_text(json.dumps(audit))
+        with pytest.raises(LeakageError, match="audit"):
+            write_report(run, cams=0)
+        with pytest.raises(LeakageError, match="audit"):
+            compare_runs([run])
+    assert not (run / "report.html").exists()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import replace_into
 from .errors import EmofuseError
 
 
@@ -177,7 +178,10 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
 
 
 def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float | None = None) -> Path:
-    """A PNG: the log-mel with the map over it (and the token x time attention when present)."""
+    """A PNG: the log-mel with the map over it (and the token x time attention when present).
+
+    The file is written through a temporary file in its folder and a rename, so an existing
+    symbolic link at ``path`` is replaced, never followed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,6 +209,8 @@ def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float | None
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:  # a temporary file and a rename: a symbolic link at ``path`` is replaced, not written through
+        replace_into(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
     return path

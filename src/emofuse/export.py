@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .atomic import replace_into
 from .errors import EmofuseError
 from .features import WhisperFeatureConfig, feature_config
 
@@ -71,6 +72,9 @@ def input_names(module) -> list[str]:
 def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 0, window_seconds: float = 8.0) -> tuple[Path, Path]:
     """Write ``out/model.pt`` (TorchScript) or ``out/model.onnx`` and ``out/model.json``.
 
+    Each file is written to a temporary file in ``out`` and renamed into place: a symbolic link
+    already at an output name is replaced, never written through (outputs stay inside ``out``).
+
     ONNX graphs of attention models (``nn.MultiheadAttention`` inside) have a fixed number of
     frames (``window_seconds``) and tokens (``text.max_tokens``): the legacy exporter bakes the
     sequence length into the attention reshapes. Pad shorter inputs with zeros and give their
@@ -100,7 +104,7 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks inside torch, fine for fixed ranks
             traced = torch.jit.trace(graph, inputs, check_trace=False)
-        traced.save(str(path))
+        replace_into(path, lambda tmp: traced.save(str(tmp)))
     else:
         try:
             import onnx  # noqa: F401  (the exporter's serializer)
@@ -113,8 +117,9 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                torch.onnx.export(graph, inputs, str(path), input_names=names, output_names=["probs"], dynamic_axes=dynamic,
-                                  opset_version=17, dynamo=False)
+                replace_into(path, lambda tmp: torch.onnx.export(
+                    graph, inputs, str(tmp), input_names=names, output_names=["probs"], dynamic_axes=dynamic,
+                    opset_version=17, dynamo=False))
         except Exception as exc:
             raise EmofuseError(f"ONNX export of {module.hparams['model_name']} failed ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:200]}); try --format torchscript") from None
@@ -141,7 +146,7 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
         "text_encoder": hp.get("text"),
     }
     side = out / "model.json"
-    side.write_text(json.dumps(sidecar, indent=2))
+    replace_into(side, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2)))
     return path, side
 
 

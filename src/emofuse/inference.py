@@ -10,6 +10,7 @@ probabilities are averaged. Text and fusion models take the transcript as ``text
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,16 +41,41 @@ class Prediction:
                 "windows": self.windows, "seconds": round(self.seconds, 3)}
 
 
-def _load_module(ckpt: Path, device: torch.device):
-    from .training.module import EmotionModule
+def read_checkpoint(ckpt: Path) -> dict:
+    """A checkpoint's contents, unpickled with ``weights_only=True``: tensors, dicts, lists, strings
+    and numbers only. Anything else (a class, a function call) is refused before it is built, so a
+    crafted ``.ckpt`` cannot run code. emofuse's own checkpoints hold nothing else (tested)."""
+    import pickle
+    import warnings
 
     try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": the error below says all there is to say
+            raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        glob = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if glob:
+            raise EmofuseError(f"{ckpt}: holds Python objects, not only weights (the global {glob.group(1)}); refused, "
+                               "since loading it could run code: give a .ckpt written by emofuse") from None
+        op = re.search(r"Unsupported operand \d+", str(exc))
+        raise EmofuseError(f"{ckpt}: not a readable checkpoint (the weights-only loader refused its pickle data"
+                           f"{': ' + op.group(0) if op else ''}); give a .ckpt written by emofuse") from None
     except Exception as exc:
         raise EmofuseError(f"{ckpt}: not a readable checkpoint ({type(exc).__name__}); give a .ckpt written by emofuse") from None
+    if not isinstance(raw, dict):
+        raise EmofuseError(f"{ckpt}: not an emofuse checkpoint (a {type(raw).__name__}, not a dict); give a .ckpt written by emofuse")
+    return raw
+
+
+def _load_module(ckpt: Path, device: torch.device):
+    """The ``EmotionModule`` of one checkpoint, in eval mode on ``device`` (the one loader: inference,
+    export, explain, report and training's own test evaluation all use it)."""
+    from .training.module import EmotionModule
+
+    raw = read_checkpoint(ckpt)
     version = raw.get("emofuse_version")
     hp = raw.get("hyper_parameters") or {}
-    if version is None or "model_name" not in hp:
+    if not isinstance(version, str) or not isinstance(hp, dict) or "model_name" not in hp:
         raise EmofuseError(f"{ckpt}: not an emofuse checkpoint, or one from a version that did not record itself; "
                            f"retrain with this version ({__version__})")
     if version.split(".")[:2] != __version__.split(".")[:2]:
@@ -64,19 +90,37 @@ def _load_module(ckpt: Path, device: torch.device):
     return module.to(device).eval()
 
 
+def _inside(path: Path, folder: Path, what: str, source: str) -> Path:
+    """``path`` if it resolves (after '..' and symbolic links) inside ``folder``; else refused."""
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise EmofuseError(f"{source}: checkpoint {path} resolves to {path.resolve()}, outside the {what} {folder}; "
+                           f"a {what} reads only its own checkpoints (copy the checkpoint in, or give the .ckpt file itself)")
+    return path
+
+
 def checkpoints_of(path: str | Path) -> list[Path]:
-    """The checkpoints a path stands for: one file, a fold's best, or every finished fold's best."""
+    """The checkpoints a path stands for: one file, a fold's best, or every finished fold's best.
+
+    A file given by name is loaded as named; a fold or run folder only yields checkpoints inside
+    itself: a ``metrics.json`` "checkpoint" entry or a symbolic link that leads out is refused.
+    """
     p = Path(path)
     if p.is_file():
         return [p]
     if (p / "checkpoints" / "best.ckpt").is_file():
-        return [p / "checkpoints" / "best.ckpt"]
+        best = p / "checkpoints" / "best.ckpt"
+        return [_inside(best, p, "fold folder", str(best))]
     found = []
     for m in sorted(p.glob("fold_*/metrics.json"), key=lambda q: int(q.parent.name.split("_")[1])):
-        rel = json.loads(m.read_text()).get("checkpoint")
+        try:
+            rel = json.loads(m.read_text()).get("checkpoint")
+        except (ValueError, AttributeError):
+            raise EmofuseError(f"{m}: not a metrics file (invalid JSON); remove the fold or train it again") from None
+        if rel is not None and not isinstance(rel, str):
+            raise EmofuseError(f"{m}: 'checkpoint' must be a path inside the run, not {type(rel).__name__}")
         ck = (p / rel) if rel else m.parent / "checkpoints" / "best.ckpt"
-        if ck.is_file():
-            found.append(ck)
+        if ck.is_file() or ck.is_symlink():
+            found.append(_inside(ck, p, "run folder", str(m)))
     if not found:
         raise EmofuseError(f"{p}: no checkpoint here; give a .ckpt file, a fold folder (fold_K) or a finished run folder "
                            "(written by 'emofuse cv')")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import temp_path, write_text_atomic
+from .atomic import write_csv_atomic, write_text_atomic
 from .errors import EmofuseError
 
 COLUMNS = ["utt_id", "path", "speaker", "session", "gender", "label", "text", "duration", "sample_rate",
@@ -91,8 +91,6 @@ def write_manifest(df: pd.DataFrame, meta: dict, out_dir: Path) -> Path:
     """Write manifest.csv and prepare.json atomically (temp file, then rename)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / MANIFEST_NAME
-    tmp = temp_path(csv_path)
-    df.to_csv(tmp, index=False)
-    tmp.replace(csv_path)
+    write_csv_atomic(df, csv_path)
     write_text_atomic(out_dir / META_NAME, json.dumps(meta, indent=2, sort_keys=True))
     return csv_path

@@ -13,19 +13,35 @@ import base64
 import html
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import replace_into
 from .errors import EmofuseError
 from .metrics import HEADLINE
 
 NAMES = {"macro_f1": "Macro-F1", "ua": "UA", "wa": "WA"}
 
 
+def _own(run: Path, rel: str | Path) -> Path | None:
+    """``run/rel`` if it is a file inside the run folder after symbolic links, else None: the
+    report embeds only the run's own files (a link in a received run could point at any file)."""
+    p = run / rel
+    return p if p.is_file() and p.resolve().is_relative_to(run.resolve()) else None
+
+
 def _summary(run: Path) -> dict:
+    """The run's summary, only for a run whose leakage audit passed (a failed one gets no report or row)."""
+    from .splits import LeakageError
+
+    audit = json.loads((run / "audit.json").read_text()) if _own(run, "audit.json") else {}
+    if audit.get("passed") is not True:
+        raise LeakageError(f"{run / 'audit.json'}: {'failed' if audit else 'missing'}; a run whose leakage audit "
+                           "fails gets no report and no compare row")
     for name in ("summary.json", "summary.partial.json"):
-        if (run / name).is_file():
+        if _own(run, name):
             return json.loads((run / name).read_text())
     raise EmofuseError(f"{run}: no summary.json; give a run folder written by 'emofuse cv' (finished or partial)")
 
@@ -96,12 +112,12 @@ def _cams(run: Path, summary: dict, n: int) -> tuple[list[tuple[str, str]], str 
         preds = pd.read_csv(run / "fold_0" / "predictions.csv").groupby("label").head(1).head(n)
         df = manifest.df.set_index("utt_id")
         out = []
-        for utt in preds["utt_id"]:
-            row = df.loc[utt]
-            e = explain(predictor, manifest.audio_path(row["path"]), text=row["text"] or None, utt=utt)
-            tmp = plot_explanation(e, run / f".cam_{utt}.png")
-            out.append((f"{utt}: true {row['label']}, predicted {e.label} ({e.kind})", _png(tmp)))
-            tmp.unlink()
+        with tempfile.TemporaryDirectory() as scratch:  # not named after the utt_id: ids are data, not paths
+            for i, utt in enumerate(preds["utt_id"]):
+                row = df.loc[utt]
+                e = explain(predictor, manifest.audio_path(row["path"]), text=row["text"] or None, utt=str(utt))
+                png = plot_explanation(e, Path(scratch) / f"map_{i}.png")
+                out.append((f"{utt}: true {row['label']}, predicted {e.label} ({e.kind})", _png(png)))
         return out, None
     except EmofuseError as exc:
         return [], f"maps skipped: {exc}"
@@ -109,71 +125,128 @@ def _cams(run: Path, summary: dict, n: int) -> tuple[list[tuple[str, str]], str 
         return [], f"maps skipped: {type(exc).__name__}: {str(exc)[:200]}"
 
 
+# Every value from a run folder (labels, speakers, test groups, names, paths, config, captions) is
+# data, never markup: HTML is built here with html.escape on each value (no Markdown-to-HTML pass,
+# which would let raw HTML and javascript: links through), and Markdown gets md_text on each value.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\[]|"})
+
+
+def md_text(value) -> str:
+    """A data value as inert Markdown text: no HTML (``<``, ``>``, ``&`` as entities), no links
+    (``[ ]`` escaped), no table cell breaks (``|`` escaped, newlines as spaces). Underscores stay,
+    so ``cnn_bilstm`` reads as itself."""
+    s = html.escape(str(value), quote=False)
+    return " ".join(s.translate(_MD_SPECIAL).splitlines())
+
+
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _tables(summary: dict) -> list[tuple[list[str], list[list[str]], bool]]:
+    """The run's tables as plain text cells: [(header, rows, last row is the mean)]."""
+    per_fold = [[str(f["fold"]), ", ".join(map(str, f["test_groups"]))] + [f"{f[k]:.3f}" for k in HEADLINE] + [str(f["best_epoch"])]
+                for f in summary["per_fold"]]
+    per_fold.append(["mean ± std", ""] + [f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}" for k in HEADLINE] + [""])
+    classes = [[str(c), f"{v['mean']:.3f} ± {v['std']:.3f}"] for c, v in summary["per_class_f1"].items()]
+    return [(["fold", "test"] + [NAMES[k] for k in HEADLINE] + ["best epoch"], per_fold, True),
+            (["class", "F1 mean ± std"], classes, False)]
+
+
+def _facts(summary: dict, audit: dict) -> list[list[tuple[str, bool]]]:
+    """The bullet lines above the tables, as (text, is data) pieces."""
+    model = [("model ", False), (summary["model"], True), (", modalities: ", False),
+             (" + ".join(map(str, summary.get("modalities", ["audio"]))), True)]
+    if summary.get("text_encoder"):
+        model += [(", text encoder ", False), (summary["text_encoder"], True)]
+    model += [(", augmentation: ", False), (summary.get("augmentation", "none"), True)]
+    return [model,
+            [(f"{summary['n_folds']} folds (", False), (summary["scheme"], True),
+             (f"), {'complete' if summary['complete'] else 'PARTIAL'}", False)],
+            [(f"leakage audit: {'passed' if audit.get('passed') else 'FAILED'}", False)]]
+
+
 def run_markdown(run: Path, summary: dict, audit: dict) -> str:
-    lines = [f"# {summary.get('name') or summary['model']}: {summary['corpus']}", "",
-             f"- model `{summary['model']}`, modalities: {' + '.join(summary.get('modalities', ['audio']))}"
-             + (f", text encoder {summary['text_encoder']}" if summary.get("text_encoder") else "")
-             + f", augmentation: {summary.get('augmentation', 'none')}",
-             f"- {summary['n_folds']} folds ({summary['scheme']}), {'complete' if summary['complete'] else 'PARTIAL'}",
-             f"- leakage audit: {'passed' if audit.get('passed') else 'FAILED'}", "",
-             "| fold | test | " + " | ".join(NAMES[k] for k in HEADLINE) + " | best epoch |", "|---|---|---|---|---|---|"]
-    for f in summary["per_fold"]:
-        lines.append(f"| {f['fold']} | {', '.join(f['test_groups'])} | " + " | ".join(f"{f[k]:.3f}" for k in HEADLINE)
-                     + f" | {f['best_epoch']} |")
-    lines.append("| **mean ± std** | | " + " | ".join(f"**{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}**" for k in HEADLINE) + " | |")
-    lines += ["", "| class | F1 mean ± std |", "|---|---|"]
-    lines += [f"| {c} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
-    lines += ["", "## Leakage audit", ""] + [f"- **{k}**: {v}" for k, v in audit.get("guarantees", {}).items()]
+    lines = [f"# {md_text(summary.get('name') or summary['model'])}: {md_text(summary['corpus'])}", ""]
+    lines += ["- " + "".join(md_text(t) if data else t for t, data in fact) for fact in _facts(summary, audit)]
+    for header, rows, mean_last in _tables(summary):
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for i, row in enumerate(rows):
+            bold = mean_last and i == len(rows) - 1
+            lines.append("| " + " | ".join((f"**{md_text(c)}**" if bold and c else md_text(c)) for c in row) + " |")
+    lines += ["", "## Leakage audit", ""] + [f"- **{md_text(k)}**: {md_text(v)}" for k, v in audit.get("guarantees", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def run_html(summary: dict, audit: dict) -> str:
+    """The same content as ``run_markdown`` below its title, as HTML with every value escaped."""
+    parts = ["<ul>" + "".join("<li>" + "".join(_esc(t) for t, _ in fact) + "</li>" for fact in _facts(summary, audit)) + "</ul>"]
+    for header, rows, mean_last in _tables(summary):
+        body = []
+        for i, row in enumerate(rows):
+            bold = mean_last and i == len(rows) - 1
+            body.append("<tr>" + "".join(f"<td>{'<strong>' + _esc(c) + '</strong>' if bold and c else _esc(c)}</td>" for c in row) + "</tr>")
+        parts.append("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>"
+                     + "".join(body) + "</tbody></table>")
+    parts.append("<h2>Leakage audit</h2><ul>" + "".join(f"<li><strong>{_esc(k)}</strong>: {_esc(v)}</li>"
+                                                         for k, v in audit.get("guarantees", {}).items()) + "</ul>")
+    return "\n".join(parts)
+
+
+def _write_inside(folder: Path, name: str, data: str) -> Path:
+    """``folder/name`` written through a temporary file and a rename: an existing symbolic link there
+    (a received run folder may hold one) is replaced by the file, its target left alone."""
+    return replace_into(folder / name, lambda tmp: tmp.write_text(data))
 
 
 def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
     """Write RUN/report.html (self-contained) and RUN/report.md."""
-    import markdown as md_lib
-
     run = Path(run)
     if not run.is_dir():
         raise EmofuseError(f"{run}: no such run folder")
     summary = _summary(run)
-    audit = json.loads((run / "audit.json").read_text()) if (run / "audit.json").is_file() else {}
+    audit = json.loads((run / "audit.json").read_text()) if _own(run, "audit.json") else {}
     md = run_markdown(run, summary, audit)
-    config = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else ""
+    config = (run / "config.yaml").read_text() if _own(run, "config.yaml") else ""
     curves = _curves_png(training_curves(run))
     maps, note = _cams(run, summary, cams)
     confusions = [(f"fold {k}", _png(p)) for k, p in sorted((int(p.parent.name.split("_")[1]), p)
-                                                             for p in run.glob("fold_*/confusion.png"))]
-    parts = [f"<h1>{html.escape(summary.get('name') or summary['model'])}</h1>", md_lib.markdown(md.split("\n", 2)[2], extensions=["tables"])]
-    if (run / "confusion.png").is_file():
+                                                             for p in run.glob("fold_*/confusion.png") if _own(run, p.relative_to(run)))]
+    title = _esc(summary.get("name") or summary["model"])
+    parts = [f"<h1>{title}: {_esc(summary['corpus'])}</h1>", run_html(summary, audit)]
+    if _own(run, "confusion.png"):
         parts.append(f"<h2>Confusion matrix (all folds pooled)</h2><img alt='pooled confusion' src='{_png(run / 'confusion.png')}'>")
     if curves:
         parts.append(f"<h2>Training curves</h2><img alt='training curves' src='{curves}'>")
     if confusions:
         parts.append("<h2>Per fold</h2><div class='grid'>" + "".join(
-            f"<figure><img alt='{c}' src='{u}'><figcaption>{c}</figcaption></figure>" for c, u in confusions) + "</div>")
+            f"<figure><img alt='{_esc(c)}' src='{u}'><figcaption>{_esc(c)}</figcaption></figure>" for c, u in confusions) + "</div>")
     parts.append("<h2>Class activation maps (fold 0, test speakers)</h2>")
-    parts += [f"<figure><img alt='map' src='{u}'><figcaption>{html.escape(c)}</figcaption></figure>" for c, u in maps]
+    parts += [f"<figure><img alt='map' src='{u}'><figcaption>{_esc(c)}</figcaption></figure>" for c, u in maps]
     if note:
-        parts.append(f"<p class='note'>{html.escape(note)}</p>")
-    parts.append(f"<h2>Config</h2><pre>{html.escape(config)}</pre>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>emofuse report: "
-            f"{html.escape(summary.get('name') or summary['model'])}</title><style>"
+        parts.append(f"<p class='note'>{_esc(note)}</p>")
+    parts.append(f"<h2>Config</h2><pre>{_esc(config)}</pre>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'>"
+            # No script runs on this page, whatever a value holds (defence in depth behind the escaping).
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+            f"<title>emofuse report: {title}</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px}img{max-width:100%}.grid{display:grid;"
             "grid-template-columns:repeat(3,1fr);gap:8px}pre{background:#f5f5f5;padding:1em;font-size:12px}"
             ".note{color:#a60}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    html_path, md_path = run / "report.html", run / "report.md"
-    html_path.write_text(page)
-    md_path.write_text(md)
+    html_path = _write_inside(run, "report.html", page)
+    md_path = _write_inside(run, "report.md", md)
     return html_path, md_path
 
 
 def compare_runs(runs: list[str | Path]) -> str:
-    """A Markdown table of several runs (mean ± std over folds)."""
+    """A Markdown table of several runs (mean ± std over folds); every value from a run is escaped."""
     rows = ["| run | model | modalities | augmentation | folds | " + " | ".join(NAMES[k] for k in HEADLINE) + " |",
             "|---|---|---|---|---|---|---|---|"]
     for r in map(Path, runs):
         s = _summary(r)
-        rows.append(f"| {s.get('name') or r.name} | {s['model']} | {' + '.join(s.get('modalities', ['audio']))} | "
-                    f"{s.get('augmentation', 'none')} | {len(s['per_fold'])}/{s['n_folds']} | "
+        cells = [s.get("name") or r.name, s["model"], " + ".join(map(str, s.get("modalities", ["audio"]))),
+                 s.get("augmentation", "none"), f"{len(s['per_fold'])}/{s['n_folds']}"]
+        rows.append("| " + " | ".join(md_text(c) for c in cells) + " | "
                     + " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in HEADLINE) + " |")
     return "\n".join(rows) + "\n"

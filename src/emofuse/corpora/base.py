@@ -15,6 +15,7 @@ DUPLICATE_ID = "duplicate utt_id"
 TRANSCRIPT_NO_AUDIO = "transcript without audio"
 BAD_NAME = "file name outside the corpus code"
 BAD_ROW = "bad metadata row"
+OUTSIDE_ROOT = "path outside the corpus root"
 # Not a problem: a known label the class map leaves out (IEMOCAP's fru, xxx, ...).
 EXCLUDED = "excluded by class map"
 
@@ -51,6 +52,27 @@ class ParseResult:
     problems: list[Problem]
     metadata_files: list[Path]
     class_map: ClassMap
+
+
+def relative_inside(root: Path, path: str | Path) -> str | None:
+    """``path`` (relative to ``root``, or absolute) as a POSIX path relative to ``root``, if it
+    resolves inside ``root`` after '..' and symbolic links; None if it leads out. A corpus reads
+    only its own files: ``../x.wav``, ``clips/../../x.wav`` and a link to a file elsewhere are out."""
+    root = Path(root)
+    p = Path(path)
+    if not (root / p).resolve().is_relative_to(root.resolve()):
+        return None
+    if not p.is_absolute():
+        return p.as_posix()
+    for base in (root, root.resolve()):
+        if p.is_relative_to(base):
+            return p.relative_to(base).as_posix()
+    return (root / p).resolve().relative_to(root.resolve()).as_posix()
+
+
+def outside_problem(root: Path, where: str, path: str | Path) -> Problem:
+    return Problem(OUTSIDE_ROOT, where, f"{path} resolves outside the corpus root {root} (through '..' or a symbolic "
+                                        "link); give paths inside the root (copy or move the file under it)")
 
 
 class CorpusParser(Protocol):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import ClassMap, get_class_map
-from .base import BAD_ROW, UNKNOWN_LABEL, Candidate, ParseResult, Problem, register_corpus
+from .base import (BAD_ROW, UNKNOWN_LABEL, Candidate, ParseResult, Problem, outside_problem, register_corpus,
+                   relative_inside)
 
 
 @register_corpus("csv")
@@ -37,13 +38,11 @@ def parse_csv(root: Path, class_map: str | None = None, **options: str) -> Parse
         if not cmap.is_known(raw):
             problems.append(Problem(UNKNOWN_LABEL, where, f"{path} has label {raw!r}, not one of {sorted(cmap.mapping)}"))
             continue
-        rel = Path(path)
-        if rel.is_absolute():
-            try:
-                rel = rel.relative_to(root)
-            except ValueError:
-                problems.append(Problem(BAD_ROW, where, f"{path} is outside the corpus root {root}; give paths relative to it"))
-                continue
+        inside = relative_inside(root, path)  # absolute or relative, after '..' and symbolic links
+        if inside is None:
+            problems.append(outside_problem(root, where, path))
+            continue
+        rel = Path(inside)
         utt = (row.get("utt_id") or "").strip() or ids[rel.as_posix()]
         candidates.append(Candidate(
             utt, rel.as_posix(), speaker, (row.get("session") or "").strip() or speaker, raw,
@@ -70,10 +69,9 @@ def _path_ids(rows: list[dict[str, str]], root: Path) -> dict[str, str]:
     Distinct files that would share one (``x.wav`` and ``x.flac``) keep their extension instead."""
     paths = []
     for row in rows:
-        rel = Path((row.get("path") or "").strip())
-        if rel.is_absolute() and rel.is_relative_to(root):
-            rel = rel.relative_to(root)
-        paths.append(rel.as_posix())
+        raw = (row.get("path") or "").strip()
+        inside = relative_inside(root, raw) if raw else None
+        paths.append(Path(inside if inside is not None else raw).as_posix())
     base = {p: Path(p).with_suffix("").as_posix().replace("/", "_") for p in dict.fromkeys(paths)}
     taken: dict[str, int] = {}
     for b in base.values():

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import EmofuseError
 from ..labels import IEMOCAP_LABELS, get_class_map
 from .base import (BAD_NAME, BAD_ROW, TRANSCRIPT_NO_AUDIO, UNKNOWN_LABEL, Candidate, ParseResult, Problem,
-                   register_corpus)
+                   outside_problem, register_corpus, relative_inside)
 
 _EVAL_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\t(\S+)\t(\S+)\t")
 _TRANSCRIPT_LINE = re.compile(r"^(\S+)\s+\[[\d.]+\s*-\s*[\d.]+\]:\s?(.*)$")
@@ -86,9 +86,13 @@ def parse_iemocap(root: Path, class_map: str | None = None, **options: str) -> P
                     problems.append(Problem(UNKNOWN_LABEL, str(efile.relative_to(root)),
                                             f"{utt} has label {raw!r}, not one of {sorted(cmap.known)}"))
                     continue
+                inside = relative_inside(root, rel.relative_to(root))
+                if inside is None:  # an utterance id with '..' in it, or a linked file
+                    problems.append(outside_problem(root, str(efile.relative_to(root)), rel.relative_to(root).as_posix()))
+                    continue
                 speaker, session, gender = who
                 candidates.append(Candidate(
-                    utt, rel.relative_to(root).as_posix(), speaker, session, raw, gender, texts.get(utt, ""),
+                    utt, inside, speaker, session, raw, gender, texts.get(utt, ""),
                     {"dialog": dialog, "start": m.group(1), "end": m.group(2)},
                 ))
         wav_root = sdir / "sentences" / "wav"
@@ -137,6 +141,9 @@ def _parse_simple(root: Path, cmap) -> ParseResult:
                 continue
             path = by_name.get(name) or by_name.get(utt)
             rel = path.relative_to(root).as_posix() if path else f"wavs/{who[1]}/{name}"
+            if relative_inside(root, rel) is None:  # a file_name with '..' in it, or a linked file
+                problems.append(outside_problem(root, f"labels.csv:{lineno}", rel))
+                continue
             speaker, session, gender = who
             candidates.append(Candidate(utt, rel, speaker, session, raw, gender, (row.get("text") or "").strip()))
     return ParseResult(candidates, problems, [labels], cmap)

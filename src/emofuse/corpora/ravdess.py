@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import RAVDESS_CODES, get_class_map
-from .base import BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, register_corpus
+from .base import (BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, outside_problem, register_corpus,
+                   relative_inside)
 
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
@@ -31,6 +32,9 @@ def parse_ravdess(root: Path, class_map: str | None = None, **options: str) -> P
         stems = [f.stem for f in files]
         for f in files:
             rel = f.relative_to(root).as_posix()
+            if relative_inside(root, rel) is None:  # a link (file or Actor_XX folder) to somewhere else
+                problems.append(outside_problem(root, rel, rel))
+                continue
             m = _NAME.match(f.stem)
             if not m:
                 problems.append(Problem(BAD_NAME, rel, "expected MM-VV-EE-II-SS-RR-AA (see the corpus README); rename or remove it"))

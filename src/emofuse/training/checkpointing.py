@@ -81,8 +81,10 @@ def _tuples(x):
 
 def checkpoint_loads(path: Path) -> bool:
     """Whether ``path`` is a whole checkpoint (loads with the safe unpickler, has its epoch)."""
+    from ..inference import read_checkpoint
+
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = read_checkpoint(path)
         return isinstance(raw, dict) and "state_dict" in raw and "epoch" in raw
     except Exception:
         return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 from torch import nn
@@ -10,6 +12,31 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, M
 from ..augment import SpecAugment
 from ..features import Normalize
 from ..models import create_model, model_modalities
+
+
+def plain(value, where: str = "value"):
+    """``value`` as dicts, lists, tuples, strings, numbers, booleans and None (what the weights-only
+    unpickler accepts besides tensors): numpy scalars and arrays, paths and dict subclasses are
+    converted; anything else is refused here, at save time, rather than at load time."""
+    import numpy as np
+
+    if value is None or isinstance(value, torch.Tensor):
+        return value
+    for t in (bool, int, float, str):  # also subclasses (an IntEnum, a str subclass) -> their plain base type
+        if isinstance(value, t):
+            return t(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise TypeError(f"{where}: a checkpoint may hold only plain values, not {type(value).__name__}")
 
 
 class EmotionModule(L.LightningModule):
@@ -115,6 +142,8 @@ class EmotionModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from .. import __version__
         checkpoint["emofuse_version"] = __version__  # emofuse.load refuses checkpoints of another version
+        # Plain values only, so that torch.load(weights_only=True) reads our own checkpoints.
+        checkpoint["hyper_parameters"] = plain(checkpoint.get("hyper_parameters") or {}, "hyper_parameters")
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -36,6 +36,7 @@ from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
 from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_stats, open_store
+from ..inference import _load_module, read_checkpoint
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
@@ -395,7 +396,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
         return None
     best = ckdir / "best.ckpt" if (ckdir / "best.ckpt").is_file() else ckdir / "last.ckpt"
     device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
-    best_module = EmotionModule.load_from_checkpoint(best, map_location=device).eval()
+    best_module = _load_module(best, device)  # weights only, as emofuse.load: a checkpoint never runs code
     result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
               "checkpoint": best.resolve().relative_to(ctx.run_dir.resolve()).as_posix(),
               "best_epoch": _ckpt_epoch(best), "epochs_trained": trainer.current_epoch,
@@ -447,7 +448,7 @@ def fold_augment(ctx: RunContext, split: FoldSplit, fold_dir: Path) -> FoldAugme
 
 def _ckpt_epoch(path: Path) -> int | None:
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+        return int(read_checkpoint(path)["epoch"])
     except Exception:
         return None
 
@@ -591,16 +592,18 @@ def overlap_lines(summary: dict) -> list[str]:
 
 
 def results_markdown(summary: dict) -> str:
-    lines = [f"# {summary.get('name') or summary['model']}: {summary['corpus']}, {summary['n_folds']} speaker-independent folds"
-             f" ({summary['scheme']}){'' if summary['complete'] else ' (PARTIAL)'}", "",
-             f"Model `{summary['model']}`, modalities: {' + '.join(summary.get('modalities', ['audio']))}"
-             + (f" (text encoder: {summary['text_encoder']})" if summary.get("text_encoder") else "")
-             + f"; augmentation: {summary.get('augmentation', 'none')}", "",
+    from ..report import md_text as t  # labels, speakers and names are data: no live HTML, no broken tables
+
+    lines = [f"# {t(summary.get('name') or summary['model'])}: {t(summary['corpus'])}, {summary['n_folds']} speaker-independent folds"
+             f" ({t(summary['scheme'])}){'' if summary['complete'] else ' (PARTIAL)'}", "",
+             f"Model {t(summary['model'])}, modalities: {t(' + '.join(summary.get('modalities', ['audio'])))}"
+             + (f" (text encoder: {t(summary['text_encoder'])})" if summary.get("text_encoder") else "")
+             + f"; augmentation: {t(summary.get('augmentation', 'none'))}", "",
              "| fold | test | Macro-F1 | UA | WA | best epoch |", "|---|---|---|---|---|---|"]
     for f in summary["per_fold"]:
-        lines.append(f"| {f['fold']} | {', '.join(f['test_groups'])[:40]} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")
+        lines.append(f"| {f['fold']} | {t(', '.join(f['test_groups'])[:40])} | {f['macro_f1']:.3f} | {f['ua']:.3f} | {f['wa']:.3f} | {f['best_epoch']} |")
     lines.append("| **mean ± std** | | " + " | ".join(f"**{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}**" for k in HEADLINE) + " | |")
     lines += ["", "| class | F1 (mean ± std) |", "|---|---|"]
-    lines += [f"| {c} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
-    lines += ["", "## Protocol, transcript overlap and test subsets", ""] + [f"- {ln}" for ln in overlap_lines(summary)]
+    lines += [f"| {t(c)} | {v['mean']:.3f} ± {v['std']:.3f} |" for c, v in summary["per_class_f1"].items()]
+    lines += ["", "## Protocol, transcript overlap and test subsets", ""] + [f"- {t(ln)}" for ln in overlap_lines(summary)]
     return "\n".join(lines) + "\n"
