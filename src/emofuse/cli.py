@@ -496,7 +496,9 @@ def _dispatch(args) -> int:
         table = compare_runs(args.runs)
         print(table, end="")
         if args.out:
-            Path(args.out).write_text(table)
+            from .atomic import write_text_atomic
+
+            write_text_atomic(args.out, table)  # replaces a link at --out instead of writing through it
         return 0
     if args.command == "export":
         from .export import export_model
