@@ -42,7 +42,7 @@ from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
 from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
-from ..subsets import PROTOCOLS, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
+from ..subsets import script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
 from ..runfolder import PARENT_LOCK_ENV, RunFolder, manifest_table
 from ..splits import FoldSplit, LeakageError, audit_split, make_folds, read_split, require_passed, write_split
 from .checkpointing import AtomicCheckpointIO, RngState, last_checkpoint_callback, usable_checkpoint
@@ -158,7 +158,8 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     table = manifest_table(manifest.df, text_cfg.read_column if text_cfg else None)
 
     if primary:
-        ctx_lock = folder.lock(shared=fold is not None)
+        # `train --fold K` shares the run with other folds' processes; deleting anything needs it alone.
+        ctx_lock = folder.lock(shared=fold is not None and not overwrite)
         if overwrite:
             folder.clear()
         if folder.config.is_file():
@@ -168,7 +169,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
             except EmofuseError:
                 pass
             diff = _diff_keys(_strip_execution(old), _strip_execution(cfg))
-            if diff and folder.has_trained_state():
+            if diff and (folder.has_trained_state() or fold is not None):
                 raise EmofuseError(f"{run_dir} holds a run with another config (differs in {diff[:6]}); "
                                    "pass --overwrite to replace it, or --out for a new run folder")
             if diff:  # nothing trained yet (an earlier command failed early): the corrected command takes over
@@ -201,15 +202,12 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     cv = cfg["cv"]
     folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
                        cv.get("val_speakers"), int(cv.get("seed", 0)))
-    protocol = cv.get("protocol") or "standard"
-    if protocol not in PROTOCOLS:
-        raise EmofuseError(f"cv.protocol={protocol!r}: use one of {list(PROTOCOLS)}")
     text_column = transcript_column(manifest.df, text_cfg.read_column if text_cfg else None)
-    if protocol == "script_disjoint":
+    if cv.get("protocol") == "script_disjoint":
         folds = [_disjoint(f, manifest.df, text_column) for f in folds]
     # A fold that exists keeps the split it was made with (its results rest on it); all are re-audited.
-    folds = [read_split(folder.fold_dir(f.fold)) if (folder.fold_dir(f.fold) / "split.csv").is_file() else f
-             for f in folds]
+    folds = [read_split(folder.fold_dir(f.fold)) if all((folder.fold_dir(f.fold) / n).is_file() for n in
+                                                         ("split.csv", "audit.json")) else f for f in folds]
     min_words = int(cv.get("overlap_min_words", 3))
     near = manifest.near_duplicates()
     audits = [audit_split(f, manifest.df, text_column, min_words, near) for f in folds]
