@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
 from .errors import EmofuseError
 from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
+from .shards import process_pool
 
 
 @dataclass
@@ -123,7 +123,7 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     workers = workers or min(8, os.cpu_count() or 1)
     paths = [str(p) for p in audio_files]
     if workers > 1 and len(paths) > 64:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             results = list(tqdm(pool.map(_check_file, paths, chunksize=16), total=len(paths), desc="checking audio", unit="file"))
     else:
         results = [_check_file(p) for p in tqdm(paths, desc="checking audio", unit="file")]

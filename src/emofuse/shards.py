@@ -18,8 +18,14 @@ process touches only the rows it uses and never holds the corpus in memory.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -184,12 +190,56 @@ def uses_processes(workers: int, n_jobs: int) -> bool:
 def map_in_processes(fn: Callable, jobs: list, workers: int) -> Iterator:
     """``map(fn, jobs)`` in ``workers`` processes (in this one when 1, or for a single job), in
     order; the pool is shut down (pending jobs cancelled) when the caller stops, even on an
-    error or Ctrl-C."""
+    error or Ctrl-C, and its workers die with this process even when it is killed."""
     if not uses_processes(workers, len(jobs)):
         yield from map(fn, jobs)
         return
-    pool = ProcessPoolExecutor(workers)
+    pool = process_pool(workers)
     try:
         yield from pool.map(fn, jobs)
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+PARENT_POLL_SECONDS = 1.0  # how often a worker off Linux looks for its parent
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """The one way emofuse starts worker processes: a ``ProcessPoolExecutor`` whose workers die
+    with the process that started them, even when it is killed with SIGKILL (no cleanup runs,
+    so ``shutdown`` never does; without this the workers would wait for jobs forever, each
+    holding its memory). Every pool (features, augmentation, prepare) comes from here."""
+    ctx = multiprocessing.get_context()
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                               initargs=(os.getpid(), ctx.get_start_method()))
+
+
+def _die_with_parent(parent: int, start_method: str) -> None:
+    """Pool initializer: end this worker when ``parent`` (the pid that made the pool) ends.
+
+    Linux: the kernel sends SIGKILL when the parent exits (``PR_SET_PDEATHSIG``). The parent may
+    already be gone before that request is made (it then never fires), so the worker checks
+    that its parent is still ``parent`` afterwards. Under ``forkserver`` the parent is the
+    fork server, which itself ends with the main process. Elsewhere: a daemon thread looks
+    for the parent every ``PARENT_POLL_SECONDS``.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if start_method != "forkserver" and os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)  # orphaned before the request took effect
+            return
+    threading.Thread(target=_watch_parent, args=(parent, start_method), daemon=True, name="emofuse-parent-watch").start()
+
+
+def _watch_parent(parent: int, start_method: str) -> None:
+    first = os.getppid()
+    expected = first if start_method == "forkserver" else parent
+    while os.getppid() == expected:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
