@@ -99,6 +99,11 @@ def test_truncated_wav_is_reported_and_skipped_with_its_fix(tmp_path):
     check, _ = _check_file(str(tmp_path / "cut.wav"))
     assert check.problem == TRUNCATED and check.sample_rate == 16000 and 0.9 < check.duration < 1.1
     assert _check_file(str(whole))[0].problem is None
+    sf.write(tmp_path / "ext.wav", tone(1.0, 16000, channels=2), 16000, format="WAVEX")  # WAVE_FORMAT_EXTENSIBLE
+    blob = (tmp_path / "ext.wav").read_bytes()
+    (tmp_path / "ext_cut.wav").write_bytes(blob[:-1000])
+    assert _check_file(str(tmp_path / "ext.wav"))[0].problem is None
+    assert _check_file(str(tmp_path / "ext_cut.wav"))[0].problem == TRUNCATED
 
 
 def test_a_wav_written_without_its_length_is_not_called_truncated(tmp_path):

@@ -247,7 +247,7 @@ def _wav_frames_announced(path: Path, f: sf.SoundFile) -> int:
     """Frames the ``data`` chunk of a RIFF/WAVE file announces (0 when not a plain WAV file or
     when the writer left the length open: 0 or 0xFFFFFFFF). libsndfile reads what is there and
     reports that many frames, so only the header shows that a WAV file was cut short."""
-    if f.format != "WAV":
+    if f.format not in ("WAV", "WAVEX"):
         return 0
     block_align = f.channels * {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
                                 "FLOAT": 4, "DOUBLE": 8}.get(f.subtype, 0)
