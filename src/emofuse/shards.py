@@ -164,12 +164,26 @@ def _write_shard(folder: Path, shard: int, keys: list[str], arrays: list[np.ndar
     lengths = [len(a) for a in arrays]
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
     tmp = folder / f".shard-{shard:05d}.tmp.npy"
-    np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32, copy=False))
+    _save_rows(tmp, arrays, sum(lengths))
     tmp.replace(folder / f"shard-{shard:05d}.npy")
     csv_tmp = folder / f".shard-{shard:05d}.tmp.csv"
     pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
     csv_tmp.replace(folder / f"shard-{shard:05d}.csv")
     return lengths
+
+
+def _save_rows(path: Path, arrays: list[np.ndarray], rows: int) -> None:
+    """``np.save(path, np.concatenate(arrays).astype(float32))``, the same bytes, written array by
+    array: a shard holding an hour-long clip's features is not copied once more in memory."""
+    dims = {a.shape[1:] for a in arrays}
+    if len(dims) != 1:
+        raise ValueError(f"arrays of one shard must share their dim, got {sorted(dims)}")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (rows, *dims.pop())}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for a in arrays:
+            fh.write(np.ascontiguousarray(a, dtype=np.float32).data)
 
 
 def _compute_and_write(args: tuple[Callable, str, list[str], object]) -> tuple[int, list[str], list[int]]:
