@@ -4,7 +4,8 @@
 CV run folder (the ensemble of its finished folds: class probabilities averaged). Audio is any
 libsndfile format, rate and channel count; it is decoded, downmixed and resampled, and turned
 into log-mel with the settings stored in the checkpoint. Long files are cut into windows whose
-probabilities are averaged. Text and fusion models take the transcript as ``text``.
+probabilities are averaged; a file is read block by block, window after window, so an hour of
+audio needs no more memory than a minute. Text and fusion models take the transcript as ``text``.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from . import __version__
-from .audio import TARGET_SR, read_audio, to_mono_16k
+from .audio import TARGET_SR, read_audio, stream_audio, to_mono_16k
 from .errors import EmofuseError
 from .features import Extractor
 
 SILENCE_PEAK = 1e-4
+WINDOW_BATCH = 16  # windows of a long clip that go through the model at once
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
@@ -176,31 +179,71 @@ class Predictor:
         tokens = torch.from_numpy(self._encoder.encode([str(text).strip()])[0])[None].to(self.device)
         return {"text": tokens, "text_lengths": torch.tensor([tokens.shape[1]], device=self.device)}
 
-    def features(self, wave: np.ndarray, utt: str = "audio") -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows of one clip -> log-mel (W, T, F) and (W,) frame counts; bad audio is refused."""
-        if wave.size == 0:
+    def _refuse_bad_audio(self, n: int, finite: bool, peak: float, utt: str) -> None:
+        """Refuse a clip of ``n`` samples (at the front end's rate) that is empty, holds NaN/inf,
+        is silent or is shorter than one analysis window."""
+        if n == 0:
             raise EmofuseError(f"{utt}: no samples; give a clip with audio")
-        if not np.isfinite(wave).all():
+        if not finite:
             raise EmofuseError(f"{utt}: holds NaN or infinite samples; re-export the file")
-        if float(np.abs(wave).max()) < SILENCE_PEAK:
+        if peak < SILENCE_PEAK:
             raise EmofuseError(f"{utt}: silent (peak below {SILENCE_PEAK}); there is nothing to classify")
         sr = self.frontend.sample_rate
-        if len(wave) < self.frontend.min_samples:
-            raise EmofuseError(f"{utt}: {len(wave) / sr * 1000:.1f} ms is shorter than one analysis window "
+        if n < self.frontend.min_samples:
+            raise EmofuseError(f"{utt}: {n / sr * 1000:.1f} ms is shorter than one analysis window "
                                f"({self.frontend.min_samples / sr * 1000:.0f} ms); give a longer clip")
-        win, hop = int(self.window * sr), int(self.hop * sr)
-        starts = [0] if len(wave) <= win else list(range(0, len(wave) - win + 1, hop))
-        if len(wave) > win and starts[-1] + win < len(wave):
-            starts.append(len(wave) - win)  # the tail gets a window of its own
-        feats, frames = self.frontend([wave[s:s + win] for s in starts])
+
+    def _windows(self, blocks: Iterable[np.ndarray], utt: str, seen: dict | None = None) -> Iterator[np.ndarray]:
+        """The windows of a clip that arrives in blocks, in order: (win,) slices starting at
+        0, hop, 2 hop, ... while they fit, then the tail [N - win, N) when the last one stops
+        short of the end; a clip of at most ``win`` samples is one window. Only the samples the
+        next windows need are kept. Bad audio is refused when the stream ends, before its last
+        window; ``seen["samples"]`` then holds the clip's length."""
+        sr = self.frontend.sample_rate
+        win, hop = int(self.window * sr), max(1, int(self.hop * sr))
+        buf, base, n, start, last_end = np.zeros(0, np.float32), 0, 0, 0, 0
+        finite, peak = True, 0.0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            if block.size:
+                finite = finite and bool(np.isfinite(block).all())
+                if finite:
+                    peak = max(peak, float(np.abs(block).max()))
+            n += block.size
+            buf = np.concatenate([buf, block])
+            while start + win <= n:
+                yield buf[start - base: start - base + win]
+                last_end, start = start + win, start + hop
+            keep = max(base, min(start, n - win))  # the next window, or the tail window
+            buf, base = buf[keep - base:], keep
+        if seen is not None:
+            seen["samples"] = n
+        self._refuse_bad_audio(n, finite, peak, utt)
+        if last_end == 0:
+            yield buf[: n - base]  # the whole clip, shorter than one window
+        elif last_end < n:
+            yield buf[n - win - base: n - base]  # the tail gets a window of its own
+
+    def features(self, wave: np.ndarray, utt: str = "audio") -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows of one clip -> log-mel (W, T, F) and (W,) frame counts; bad audio is refused."""
+        feats, frames = self.frontend(list(self._windows([wave], utt)))
         return feats.to(self.device), frames.to(self.device)
 
     @torch.no_grad()
     def predict(self, audio, text: str | None = None, sample_rate: int | None = None, utt: str | None = None) -> Prediction:
-        """``audio``: a path, or a waveform ((N,) or (N, C) array / tensor) with its ``sample_rate``."""
+        """``audio``: a path, or a waveform ((N,) or (N, C) array / tensor) with its ``sample_rate``.
+
+        A file is decoded block by block and its windows go through the model ``WINDOW_BATCH``
+        at a time, so memory does not grow with its length (except when the model transcribes
+        the clip itself: Whisper reads the whole clip).
+        """
+        wave = None
         if isinstance(audio, (str, Path)):
             utt = utt or Path(audio).stem
-            wave = read_audio(audio, TARGET_SR)
+            if self._transcribes(text):
+                wave = read_audio(audio, TARGET_SR)
+            else:
+                blocks = stream_audio(audio, TARGET_SR)
         else:
             if sample_rate is None:
                 raise EmofuseError("a waveform needs its sample_rate (predict(wave, sample_rate=44100))")
@@ -209,17 +252,40 @@ class Predictor:
                 arr = arr.T  # (C, N) -> (N, C)
             wave = to_mono_16k(arr.astype(np.float32), int(sample_rate), TARGET_SR)
             utt = utt or "waveform"
-        x, lengths = self.features(wave, utt)
+        if wave is not None:  # bad audio is refused before the text is looked at
+            finite = bool(np.isfinite(wave).all()) if wave.size else True
+            self._refuse_bad_audio(wave.size, finite, float(np.abs(wave).max()) if wave.size and finite else 0.0, utt)
+            blocks = [wave]
         extra = self._text_inputs(text, utt, wave)
-        if extra:
-            extra = {k: v.expand(x.shape[0], *v.shape[1:]) for k, v in extra.items()}
-        probs = torch.zeros(len(self.classes), device=self.device)
-        for m in self.modules:
-            inputs = {"x": x, "lengths": lengths, **extra} if "audio" in m.modalities else extra
-            probs += torch.softmax(m(**inputs).float(), dim=1).mean(0)
-        probs = (probs / len(self.modules)).cpu().numpy()
+        sums = [torch.zeros(len(self.classes), device=self.device) for _ in self.modules]
+        n_windows, seen = 0, {}
+        for group in _groups(self._windows(blocks, utt, seen), WINDOW_BATCH):
+            x, lengths = self.frontend(group)
+            x, lengths = x.to(self.device), lengths.to(self.device)
+            inputs = {k: v.expand(len(group), *v.shape[1:]) for k, v in extra.items()}
+            for m, total in zip(self.modules, sums):
+                batch = {"x": x, "lengths": lengths, **inputs} if "audio" in m.modalities else inputs
+                total += torch.softmax(m(**batch).float(), dim=1).sum(0)
+            n_windows += len(group)
+        probs = (sum(total / n_windows for total in sums) / len(self.modules)).cpu().numpy()
         return Prediction(utt, self.classes[int(probs.argmax())], {c: float(p) for c, p in zip(self.classes, probs)},
-                          int(x.shape[0]), len(wave) / TARGET_SR)
+                          n_windows, seen["samples"] / TARGET_SR)
+
+    def _transcribes(self, text: str | None) -> bool:
+        """Whether this prediction needs the whole clip: a model trained on ASR text without a transcript."""
+        return self.needs_text and text is None and (self.text_cfg or {}).get("source") == "asr"
+
+
+def _groups(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last one shorter), taken lazily."""
+    group: list = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def load(path: str | Path, device: str | torch.device | None = None, window_seconds: float = 8.0,

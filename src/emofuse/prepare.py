@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,13 +18,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
-from .audio import (EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, UNREADABLE, AudioCheck,
-                    inspect_audio_bytes)
+from .audio import EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, TRUNCATED, UNREADABLE, AudioCheck, check_audio
 from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
 from .errors import EmofuseError
 from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
+from .shards import process_pool
 from .writable import check_writable
+
+HASH_CHUNK = 1 << 20  # bytes read at a time to hash a file
 
 
 @dataclass
@@ -57,12 +58,16 @@ class PrepareSummary:
 
 
 def _check_file(path: str) -> tuple[AudioCheck, str]:
-    """Worker: read the file once, hash its bytes, check that it decodes to usable audio."""
+    """Worker: hash the file's bytes and check that it decodes to usable audio, both in
+    blocks, so memory stays a block whatever the file's length."""
     p = Path(path)
     if not p.is_file():
         return AudioCheck(MISSING), ""
-    data = p.read_bytes()
-    return inspect_audio_bytes(data), hashlib.sha1(data).hexdigest()
+    h = hashlib.sha1()
+    with p.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+    return check_audio(p), h.hexdigest()
 
 
 def _fingerprint(corpus: str, root: Path, files: list[Path], options: dict) -> str:
@@ -132,7 +137,7 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     workers = workers or min(8, os.cpu_count() or 1)
     paths = [str(p) for p in audio_files]
     if workers > 1 and len(paths) > 64:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             results = list(tqdm(pool.map(_check_file, paths, chunksize=16), total=len(paths), desc="checking audio", unit="file"))
     else:
         results = [_check_file(p) for p in tqdm(paths, desc="checking audio", unit="file")]
@@ -197,7 +202,9 @@ def _fix_for(reason: str, check: AudioCheck, min_seconds: float) -> str:
     return {
         MISSING: "the labels name this file but it is not there; restore it or remove its label line",
         UNREADABLE: "libsndfile cannot decode it; re-export it as WAV/FLAC or remove it",
-        EMPTY: "the file has no samples; re-export it or remove it",
+        EMPTY: "the file has no samples (zero bytes, or a header without audio); re-export it or remove it",
+        TRUNCATED: "the file ends before the length its header announces (an interrupted copy or download); "
+                   "re-copy or re-export it",
         SILENT: "every sample is (near) zero; check the recording or remove it",
         NON_FINITE: "the file holds NaN/inf samples; re-export it",
         TOO_SHORT: f"{check.duration:.3f}s is under the {min_seconds}s minimum (--min-seconds)",

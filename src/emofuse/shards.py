@@ -18,10 +18,15 @@ process touches only the rows it uses and never holds the corpus in memory.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -201,7 +206,7 @@ def _write_shard(folder: Path, shard: int, keys: list[str], arrays: list[np.ndar
     tmp = folder / f".shard-{shard:05d}.tmp.npy"
     csv_tmp = folder / f".shard-{shard:05d}.tmp.csv"
     try:
-        np.save(tmp, np.concatenate(arrays, axis=0).astype(np.float32, copy=False))
+        _save_rows(tmp, arrays, sum(lengths))
         pd.DataFrame({"key": keys, "offset": offsets, "frames": lengths}).to_csv(csv_tmp, index=False)
     except BaseException:  # a full disk or an interruption: no half-written temporary file stays behind
         tmp.unlink(missing_ok=True)
@@ -236,6 +241,20 @@ def _read_shard_index(csv: Path, npy: Path) -> list[tuple[str, int, int]]:
     return entries
 
 
+def _save_rows(path: Path, arrays: list[np.ndarray], rows: int) -> None:
+    """``np.save(path, np.concatenate(arrays).astype(float32))``, the same bytes, written array by
+    array: a shard holding an hour-long clip's features is not copied once more in memory."""
+    dims = {a.shape[1:] for a in arrays}
+    if len(dims) != 1:
+        raise ValueError(f"arrays of one shard must share their dim, got {sorted(dims)}")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (rows, *dims.pop())}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for a in arrays:
+            fh.write(np.ascontiguousarray(a, dtype=np.float32).data)
+
+
 def _compute_and_write(args: tuple[Callable, str, list[str], object]) -> tuple[int, list[str], list[int]]:
     """Worker side of ``ShardedArrays.fill``: compute one job's arrays and write them as a shard."""
     fn, folder, keys, payload = args
@@ -254,12 +273,56 @@ def uses_processes(workers: int, n_jobs: int) -> bool:
 def map_in_processes(fn: Callable, jobs: list, workers: int) -> Iterator:
     """``map(fn, jobs)`` in ``workers`` processes (in this one when 1, or for a single job), in
     order; the pool is shut down (pending jobs cancelled) when the caller stops, even on an
-    error or Ctrl-C."""
+    error or Ctrl-C, and its workers die with this process even when it is killed."""
     if not uses_processes(workers, len(jobs)):
         yield from map(fn, jobs)
         return
-    pool = ProcessPoolExecutor(workers)
+    pool = process_pool(workers)
     try:
         yield from pool.map(fn, jobs)
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+PARENT_POLL_SECONDS = 1.0  # how often a worker off Linux looks for its parent
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """The one way emofuse starts worker processes: a ``ProcessPoolExecutor`` whose workers die
+    with the process that started them, even when it is killed with SIGKILL (no cleanup runs,
+    so ``shutdown`` never does; without this the workers would wait for jobs forever, each
+    holding its memory). Every pool (features, augmentation, prepare) comes from here."""
+    ctx = multiprocessing.get_context()
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                               initargs=(os.getpid(), ctx.get_start_method()))
+
+
+def _die_with_parent(parent: int, start_method: str) -> None:
+    """Pool initializer: end this worker when ``parent`` (the pid that made the pool) ends.
+
+    Linux: the kernel sends SIGKILL when the parent exits (``PR_SET_PDEATHSIG``). The parent may
+    already be gone before that request is made (it then never fires), so the worker checks
+    that its parent is still ``parent`` afterwards. Under ``forkserver`` the parent is the
+    fork server, which itself ends with the main process. Elsewhere: a daemon thread looks
+    for the parent every ``PARENT_POLL_SECONDS``.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if start_method != "forkserver" and os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)  # orphaned before the request took effect
+            return
+    threading.Thread(target=_watch_parent, args=(parent, start_method), daemon=True, name="emofuse-parent-watch").start()
+
+
+def _watch_parent(parent: int, start_method: str) -> None:
+    first = os.getppid()
+    expected = first if start_method == "forkserver" else parent
+    while os.getppid() == expected:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)

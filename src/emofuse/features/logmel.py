@@ -12,11 +12,13 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
+STREAM_FRAMES = 2000  # frames per step of LogMel.stream (20 s at the default hop)
 DB_PER_NEPER = 10.0 / math.log(10.0)  # 10 * log10(x) = DB_PER_NEPER * ln(x); ln is ~2x faster than log10 on CPU
 
 
@@ -148,10 +150,15 @@ class LogMel(nn.Module):
         T = cfg.n_frames(N)
         offset = (cfg.n_fft - cfg.win_length) // 2  # where torch.stft puts the window inside its frame
         padded = torch.nn.functional.pad(wav, (cfg.n_fft // 2, cfg.n_fft // 2))  # (B, N + n_fft)
-        frames = padded[:, offset:].unfold(1, cfg.win_length, cfg.hop_length)[:, :T]  # (B, T, win_length) view
-        buf = torch.empty(B, T, cfg.n_fft, dtype=wav.dtype, device=wav.device)
+        return self._frames_spectrum(padded[:, offset:].unfold(1, cfg.win_length, cfg.hop_length)[:, :T])
+
+    def _frames_spectrum(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, win_length) frames (a view) -> (B, T, n_freq) complex spectra of the windowed frames."""
+        cfg = self.cfg
+        B, T, _ = frames.shape
+        buf = torch.empty(B, T, cfg.n_fft, dtype=frames.dtype, device=frames.device)
         buf[..., cfg.win_length:].zero_()
-        torch.mul(frames, self.window.to(wav.dtype), out=buf[..., : cfg.win_length])
+        torch.mul(frames, self.window.to(frames.dtype), out=buf[..., : cfg.win_length])
         return torch.fft.rfft(buf, dim=-1)  # (B, T, n_freq)
 
     def _mel_power(self, spec: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -176,6 +183,68 @@ class LogMel(nn.Module):
         del spec
         frames = 1 + lengths.to(torch.long) // cfg.hop_length  # (B,)
         return self._to_db(power, frames, per_clip=power.device.type == "cpu"), frames
+
+    @torch.no_grad()
+    def stream(self, blocks: Iterable[np.ndarray], frames_hint: int = 0, step_frames: int = STREAM_FRAMES) -> np.ndarray:
+        """Log-mel of ONE clip that arrives as consecutive blocks of float32 samples (any sizes),
+        in memory that does not grow with the clip beyond the output itself.
+
+        The same frames as ``forward`` on the whole clip (within float tolerance: the same
+        per-frame arithmetic in different batch shapes): frames are cut as soon as their
+        window's samples have arrived, keeping the samples that the next frames overlap, and
+        the clip's zero padding is added at both ends. Their dB values are kept; the top_db
+        floor, which depends on the whole clip's maximum, is applied at the end.
+
+        Args:
+            blocks: (n_i,) float32 sample blocks at ``cfg.sample_rate``, in order.
+            frames_hint: the expected frame count (from the file's header) to allocate the
+                output once; a wrong hint only costs a copy.
+            step_frames: frames computed at once (fewer, larger steps are faster; memory is
+                a few MB per thousand frames).
+
+        Returns:
+            (T, n_mels) float32, T = ``cfg.n_frames(total samples)``.
+        """
+        cfg = self.cfg
+        offset = (cfg.n_fft - cfg.win_length) // 2
+        stft_dtype = torch.float64 if self.precise else torch.float32
+        out = np.empty((max(frames_hint, 1), cfg.n_mels), dtype=np.float32)
+        buf = np.zeros(cfg.n_fft // 2, dtype=np.float32)  # the clip's leading pad; then samples not yet used up
+        base = 0  # index of buf[0] in the padded clip
+        done = samples = 0  # frames computed, samples received
+
+        def emit(count: int) -> None:
+            nonlocal out, buf, base, done
+            start = offset + done * cfg.hop_length - base  # the first new frame's window, in buf
+            seg = torch.from_numpy(buf[start: start + (count - 1) * cfg.hop_length + cfg.win_length])
+            frames = seg.to(stft_dtype).unfold(0, cfg.win_length, cfg.hop_length)[None]  # (1, count, win_length)
+            db = self._mel_power(self._frames_spectrum(frames), torch.float32).log_().mul_(DB_PER_NEPER)[0]
+            if done + count > len(out):
+                out = np.concatenate([out, np.empty((max(done + count, 2 * len(out)) - len(out), cfg.n_mels), np.float32)])
+            out[done: done + count] = db.numpy()
+            done += count
+            keep = offset + done * cfg.hop_length - base  # samples before the next frame's window are used up
+            buf, base = buf[keep:], base + keep
+
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            samples += block.size
+            buf = np.concatenate([buf, block])
+            ready = (base + len(buf) - offset - cfg.win_length) // cfg.hop_length + 1 - done  # whole windows here
+            if ready >= step_frames:
+                emit(ready)
+        buf = np.concatenate([buf, np.zeros(cfg.n_fft // 2, dtype=np.float32)])  # the trailing pad
+        T = cfg.n_frames(samples)
+        if T > done:
+            emit(T - done)
+        db = torch.from_numpy(out[:T])
+        amin_db = self._amin_db[torch.float32]
+        if cfg.top_db is None:
+            db.clamp_(min=amin_db)
+        else:
+            floor = max(float(db.max()), amin_db) - cfg.top_db
+            db.clamp_(min=max(floor, amin_db))
+        return out[:T]
 
     def _to_db(self, power: torch.Tensor, frames: torch.Tensor, per_clip: bool) -> torch.Tensor:
         """(B, T, n_mels) mel power (overwritten) -> dB with the amin and top_db floors.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio import read_audio
+from ..audio import audio_seconds, read_audio_unless_longer, stream_audio
 from ..heap import hold_freed_memory
 from ..shards import ShardedArrays, uses_processes
 from .logmel import FrontendConfig, LogMel
@@ -24,6 +24,7 @@ SHARD_UTTERANCES = 256  # most files per shard (one worker job)
 DECODE_CHUNK = 32  # waveforms a worker holds at once
 BATCH = 4  # clips per log-mel call (small batches stay in the CPU cache: faster than 16 or 32)
 SMALLEST_JOB = 16  # files; the jobs shrink towards this size as the work runs out (see job_sizes)
+LONG_CLIP_SECONDS = 60.0  # longer files are decoded and turned into log-mel block by block (LogMel.stream)
 
 
 def job_sizes(n: int, workers: int, largest: int | None = None, smallest: int = SMALLEST_JOB) -> list[int]:
@@ -51,7 +52,10 @@ def _extract_files(args: tuple[list[str], FrontendConfig, bool]) -> list[np.ndar
     """Worker: log-mel of a list of files, one (frames_i, n_mels) float32 array each, in order.
 
     Decodes ``DECODE_CHUNK`` files at a time (a worker holds at most that many waveforms) and
-    runs the module on batches of ``BATCH`` clips of similar length from each chunk.
+    runs the module on batches of ``BATCH`` clips of similar length from each chunk. A file
+    longer than ``LONG_CLIP_SECONDS`` is streamed instead (decoded, resampled and turned into
+    log-mel block by block), so a worker's memory does not grow with a clip's length beyond
+    the clip's features.
     """
     paths, cfg, one_thread = args
     threads = torch.get_num_threads()
@@ -62,8 +66,9 @@ def _extract_files(args: tuple[list[str], FrontendConfig, bool]) -> list[np.ndar
         frontend = LogMel(cfg)
         out: list[np.ndarray] = []
         for start in range(0, len(paths), DECODE_CHUNK):
-            waves = [read_audio(p, cfg.sample_rate) for p in paths[start:start + DECODE_CHUNK]]
-            order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+            part = paths[start:start + DECODE_CHUNK]
+            waves = [read_audio_unless_longer(p, LONG_CLIP_SECONDS, cfg.sample_rate) for p in part]
+            order = sorted((i for i, w in enumerate(waves) if w is not None), key=lambda i: len(waves[i]))
             feats: list[np.ndarray] = [np.empty(0)] * len(waves)
             for b in range(0, len(order), BATCH):
                 idx = order[b:b + BATCH]
@@ -75,6 +80,12 @@ def _extract_files(args: tuple[list[str], FrontendConfig, bool]) -> list[np.ndar
                     mel, frames = frontend(batch, lengths)  # (B, T, n_mels), (B,)
                 for row, i in enumerate(idx):
                     feats[i] = mel[row, : int(frames[row])].numpy()
+            long = [i for i, w in enumerate(waves) if w is None]
+            waves = batch = mel = None  # the decoded clips are done with before a long one streams
+            for i in long:
+                seconds = audio_seconds(part[i])  # inf when the header does not say
+                hint = cfg.n_frames(int(seconds * cfg.sample_rate) + 2 * cfg.hop_length) if seconds < 1e6 else 0
+                feats[i] = frontend.stream(stream_audio(part[i], cfg.sample_rate), frames_hint=hint)
             out.extend(feats)
         return out
     finally:
