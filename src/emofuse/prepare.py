@@ -21,8 +21,9 @@ from . import __version__
 from .audio import EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, TRUNCATED, UNREADABLE, AudioCheck, check_audio
 from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
+from .duplicates import find_in_manifest, summary_lines
 from .errors import EmofuseError
-from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, write_manifest
+from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, NEAR_DUPLICATES_NAME, write_manifest
 from .shards import process_pool
 from .writable import check_writable
 
@@ -38,11 +39,12 @@ class PrepareSummary:
     up_to_date: bool
     problems: list[Problem]
     case_merged: list[dict] = field(default_factory=list)  # speakers whose ids differed only by case
+    near_duplicates: list[str] = field(default_factory=list)  # what duplicates.summary_lines says of them
 
     def lines(self) -> list[str]:
         if self.up_to_date:
-            return [f"{self.manifest}: up to date ({self.rows} utterances); nothing to do"]
-        out = [f"wrote {self.manifest} ({self.rows} utterances)"]
+            return [f"{self.manifest}: up to date ({self.rows} utterances); nothing to do"] + self.near_duplicates
+        out = [f"wrote {self.manifest} ({self.rows} utterances)"] + self.near_duplicates
         if self.excluded:
             out.append(f"  {self.excluded} utterances with labels outside the class map were left out")
         for m in self.case_merged:
@@ -131,7 +133,11 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     if not force and meta_path.is_file() and csv_path.is_file():
         old = json.loads(meta_path.read_text())
         if old.get("fingerprint") == fingerprint:
-            return PrepareSummary(csv_path, int(old.get("rows", 0)), Counter(), excluded, True, [])
+            near = []
+            if not (out / NEAR_DUPLICATES_NAME).is_file():  # a manifest of an earlier version: search it now
+                table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+                near = summary_lines(find_in_manifest(table, [root / p for p in table["path"]], out, workers or 1), out)
+            return PrepareSummary(csv_path, int(old.get("rows", 0)), Counter(), excluded, True, [], near_duplicates=near)
 
     check_writable(out, "manifest", out_fix)  # before decoding every clip
     workers = workers or min(8, os.cpu_count() or 1)
@@ -166,10 +172,13 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
             "speakers": int(df["speaker"].nunique()), "hours": round(float(df["duration"].sum()) / 3600, 4),
             "fingerprint": fingerprint, "emofuse_version": __version__, **({"speaker_case_merged": case_merged} if case_merged else {})}
     out.mkdir(parents=True, exist_ok=True)
+    # The same recording under another name, encoding, rate, gain or trim: the fold audit reads these pairs.
+    near = find_in_manifest(df, [root / p for p in df["path"]], out, workers)
+    meta["near_duplicate_pairs"] = len(near)
     pd.DataFrame([{"file": p.file, "reason": p.reason, "detail": p.detail} for p in problems],
                  columns=["file", "reason", "detail"]).to_csv(out / "skipped.csv", index=False)
     written = write_manifest(df, meta, out)
-    return PrepareSummary(written, len(df), counts, excluded, False, problems, case_merged)
+    return PrepareSummary(written, len(df), counts, excluded, False, problems, case_merged, summary_lines(near, out))
 
 
 def merge_case_variants(df: pd.DataFrame) -> list[dict]:
