@@ -76,7 +76,7 @@ def find_in_manifest(df: pd.DataFrame, paths: list[Path], out_dir: Path, workers
 def summary_lines(table: pd.DataFrame, out_dir: Path, shown: int = 3) -> list[str]:
     """What prepare prints about the pairs it found."""
     if table.empty:
-        return []
+        return ["  no near-duplicate recordings (the content fingerprints of every clip were compared)"]
     groups = duplicate_groups(zip(table["utt_a"], table["utt_b"], table["ber"]))
     out = [f"  {len(table)} near-duplicate pairs ({len(groups)} recordings stored more than once: re-encoded, resampled, "
            f"gain-changed or trimmed copies, or identical files); the fold audit fails if a pair is split across "
