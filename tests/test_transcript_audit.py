@@ -94,6 +94,10 @@ def test_text_model_gets_a_loud_warning_and_subset_figures(scripted_manifest, tm
     assert subsets["transcript_unseen"]["n"] == subsets["improvised"]["n"]
     md = (tmp_path / "std" / "results.md").read_text()
     assert "WARNING" in md and "test subset scripted" in md
+    from emofuse.report import write_report
+
+    page, md_path = write_report(tmp_path / "std", cams=0)
+    assert "class='warn'>WARNING:" in page.read_text() and "test subset improvised" in md_path.read_text()
     preds = pd.read_csv(tmp_path / "std" / "fold_0" / "predictions.csv")
     assert {"in_improvised", "in_scripted", "in_transcript_seen", "in_transcript_unseen"} <= set(preds.columns)
 

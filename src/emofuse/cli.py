@@ -333,7 +333,7 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     print(f"{'mean':>4}  {'':<28} " + " ".join(f"{summary[k]['mean']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
     print(f"{'std':>4}  {'':<28} " + " ".join(f"{summary[k]['std']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
     print("per-class F1: " + ", ".join(f"{c} {v['mean']:.3f}" for c, v in summary["per_class_f1"].items()))
-    from .training.run import overlap_lines
+    from .subsets import overlap_lines
 
     print("\n".join(overlap_lines(summary)))
     print(f"files: {run_dir}/summary.json, results.md, confusion.png, audit.json, fold_*/predictions.csv; "

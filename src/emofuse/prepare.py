@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
+from .atomic import write_csv_atomic
 from .audio import EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, TRUNCATED, UNREADABLE, AudioCheck, check_audio
 from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
@@ -175,8 +176,8 @@ def prepare(corpus: str, root: str | Path, out: str | Path, class_map: str | Non
     # The same recording under another name, encoding, rate, gain or trim: the fold audit reads these pairs.
     near = find_in_manifest(df, [root / p for p in df["path"]], out, workers)
     meta["near_duplicate_pairs"] = len(near)
-    pd.DataFrame([{"file": p.file, "reason": p.reason, "detail": p.detail} for p in problems],
-                 columns=["file", "reason", "detail"]).to_csv(out / "skipped.csv", index=False)
+    write_csv_atomic(pd.DataFrame([{"file": p.file, "reason": p.reason, "detail": p.detail} for p in problems],
+                                  columns=["file", "reason", "detail"]), out / "skipped.csv")
     written = write_manifest(df, meta, out)
     return PrepareSummary(written, len(df), counts, excluded, False, problems, case_merged, summary_lines(near, out))
 

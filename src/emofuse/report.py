@@ -21,6 +21,7 @@ import numpy as np
 from .atomic import replace_into
 from .errors import EmofuseError
 from .metrics import HEADLINE
+from .subsets import overlap_lines
 
 NAMES = {"macro_f1": "Macro-F1", "ua": "UA", "wa": "WA"}
 
@@ -174,6 +175,7 @@ def run_markdown(run: Path, summary: dict, audit: dict) -> str:
         for i, row in enumerate(rows):
             bold = mean_last and i == len(rows) - 1
             lines.append("| " + " | ".join((f"**{md_text(c)}**" if bold and c else md_text(c)) for c in row) + " |")
+    lines += ["", "## Protocol, transcript overlap and test subsets", ""] + [f"- {md_text(ln)}" for ln in overlap_lines(summary)]
     lines += ["", "## Leakage audit", ""] + [f"- **{md_text(k)}**: {md_text(v)}" for k, v in audit.get("guarantees", {}).items()]
     return "\n".join(lines) + "\n"
 
@@ -188,6 +190,9 @@ def run_html(summary: dict, audit: dict) -> str:
             body.append("<tr>" + "".join(f"<td>{'<strong>' + _esc(c) + '</strong>' if bold and c else _esc(c)}</td>" for c in row) + "</tr>")
         parts.append("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>"
                      + "".join(body) + "</tbody></table>")
+    warn = " class='warn'"
+    parts.append("<h2>Protocol, transcript overlap and test subsets</h2><ul>" + "".join(
+        f"<li{warn if ln.startswith('WARNING') else ''}>{_esc(ln)}</li>" for ln in overlap_lines(summary)) + "</ul>")
     parts.append("<h2>Leakage audit</h2><ul>" + "".join(f"<li><strong>{_esc(k)}</strong>: {_esc(v)}</li>"
                                                          for k, v in audit.get("guarantees", {}).items()) + "</ul>")
     return "\n".join(parts)
@@ -233,7 +238,7 @@ def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px}img{max-width:100%}.grid{display:grid;"
             "grid-template-columns:repeat(3,1fr);gap:8px}pre{background:#f5f5f5;padding:1em;font-size:12px}"
-            ".note{color:#a60}</style></head><body>" + "\n".join(parts) + "</body></html>")
+            ".note{color:#a60}.warn{color:#b00;font-weight:bold}</style></head><body>" + "\n".join(parts) + "</body></html>")
     html_path = _write_inside(run, "report.html", page)
     md_path = _write_inside(run, "report.md", md)
     return html_path, md_path

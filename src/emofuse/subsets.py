@@ -134,3 +134,18 @@ def subset_masks(utt_ids: list[str], df: pd.DataFrame, seen: set[str]) -> dict[s
         masks["transcript_seen"] = s
         masks["transcript_unseen"] = ~s
     return masks
+
+
+def overlap_lines(summary: dict) -> list[str]:
+    """The protocol, the transcript overlap (a loud warning where it inflates a text model) and the
+    subset figures, as plain lines for the CLI and results.md."""
+    lines = [f"protocol: {summary.get('protocol', 'standard')}; test subset: {summary.get('subset', 'all')}"]
+    ov = summary.get("transcript_overlap") or {}
+    if ov.get("message"):
+        lines.append(("WARNING: " if ov.get("level") == "warning" else "transcript overlap: ") + ov["message"])
+    if ov.get("available") and any(ov.get("removed_from_train") or []):
+        lines.append(f"script_disjoint: training items left out per fold: {ov['removed_from_train']}")
+    for name, m in (summary.get("subsets") or {}).items():
+        lines.append(f"test subset {name} (n={m['n']}, folds pooled): Macro-F1 {m['macro_f1']:.3f}, UA {m['ua']:.3f}, "
+                     f"WA {m['wa']:.3f}")
+    return lines

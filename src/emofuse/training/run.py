@@ -42,7 +42,7 @@ from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
 from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
-from ..subsets import script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
+from ..subsets import overlap_lines, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
 from ..runfolder import PARENT_LOCK_ENV, RunFolder, manifest_table
 from ..splits import FoldSplit, LeakageError, audit_split, make_folds, read_split, require_passed, write_split
 from .checkpointing import AtomicCheckpointIO, RngState, last_checkpoint_callback, usable_checkpoint
@@ -572,21 +572,6 @@ def pooled_subsets(ctx: RunContext, folds: list[int]) -> dict:
             m = compute_metrics(rows["label"].map(cls).to_numpy(), rows["pred"].map(cls).to_numpy(), ctx.classes)
             out[col[3:]] = {"n": int(len(rows)), **{k: m[k] for k in HEADLINE}, "per_class_f1": m["per_class_f1"]}
     return out
-
-
-def overlap_lines(summary: dict) -> list[str]:
-    """The protocol, the transcript overlap (a loud warning where it inflates a text model) and the
-    subset figures, as plain lines for the CLI and results.md."""
-    lines = [f"protocol: {summary.get('protocol', 'standard')}; test subset: {summary.get('subset', 'all')}"]
-    ov = summary.get("transcript_overlap") or {}
-    if ov.get("message"):
-        lines.append(("WARNING: " if ov.get("level") == "warning" else "transcript overlap: ") + ov["message"])
-    if ov.get("available") and any(ov.get("removed_from_train") or []):
-        lines.append(f"script_disjoint: training items left out per fold: {ov['removed_from_train']}")
-    for name, m in (summary.get("subsets") or {}).items():
-        lines.append(f"test subset {name} (n={m['n']}, folds pooled): Macro-F1 {m['macro_f1']:.3f}, UA {m['ua']:.3f}, "
-                     f"WA {m['wa']:.3f}")
-    return lines
 
 
 def results_markdown(summary: dict) -> str:
