@@ -89,6 +89,43 @@ _register(ClassMap(
 ))
 
 
+
+# The corpora below: raw label (the corpus's own code) -> class name. Class names are shared
+# across corpora (the RAVDESS names) so that a run trained on one corpus can be evaluated on
+# another by class name. The "4" maps keep angry / happy / sad / neutral; the full maps keep
+# every emotion the corpus codes. Sources are in each parser's docstring (emofuse.corpora.*).
+CREMAD_CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+TESS_CODES = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy", "neutral": "neutral",
+              "ps": "surprised", "sad": "sad"}  # ps: "pleasant surprise"
+SAVEE_CODES = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral", "sa": "sad",
+               "su": "surprised"}
+# EmoDB letter 6 (German): W Wut/Aerger, L Langeweile, E Ekel, A Angst, F Freude, T Trauer, N neutral.
+EMODB_CODES = {"W": "angry", "L": "bored", "E": "disgust", "A": "fearful", "F": "happy", "T": "sad", "N": "neutral"}
+ESD_CODES = {"Angry": "angry", "Happy": "happy", "Neutral": "neutral", "Sad": "sad", "Surprise": "surprised"}
+MELD_CODES = {"anger": "angry", "disgust": "disgust", "fear": "fearful", "joy": "happy", "neutral": "neutral",
+              "sadness": "sad", "surprise": "surprised"}
+# MSP-Podcast EmoClass; O (other) and X (no agreement) are known labels that no map keeps.
+MSPPODCAST_CODES = {"A": "angry", "C": "contempt", "D": "disgust", "F": "fearful", "H": "happy", "N": "neutral",
+                    "S": "sad", "U": "surprised"}
+MSPPODCAST_LABELS = frozenset(MSPPODCAST_CODES) | {"O", "X"}
+FOUR = ("angry", "happy", "sad", "neutral")
+
+
+def _register_pair(corpus: str, full: str, codes: dict[str, str], known: frozenset[str] | None = None) -> None:
+    """``<corpus>4`` (angry / happy / sad / neutral) and ``<full>`` (every coded emotion)."""
+    known = known or frozenset(codes)
+    _register(ClassMap(f"{corpus}4", FOUR, {k: v for k, v in codes.items() if v in FOUR}, known))
+    _register(ClassMap(full, tuple(sorted(set(codes.values()))), dict(codes), known))
+
+
+_register_pair("cremad", "cremad6", CREMAD_CODES)
+_register_pair("tess", "tess7", TESS_CODES)
+_register_pair("savee", "savee7", SAVEE_CODES)
+_register_pair("emodb", "emodb7", EMODB_CODES)
+_register_pair("esd", "esd5", ESD_CODES)
+_register_pair("meld", "meld7", MELD_CODES)
+_register_pair("msppodcast", "msppodcast8", MSPPODCAST_CODES, MSPPODCAST_LABELS)
+
 def list_class_maps() -> list[str]:
     return sorted(_BUILTIN)
 
