@@ -174,6 +174,18 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--window-seconds", type=float, default=8.0, help="long clips are cut into windows of this length")
     q.add_argument("--device", help="cpu, cuda (default: cuda when available)")
 
+    q = add("evaluate", "Cross-corpus: apply a trained run (fold ensemble, one fold or a checkpoint) to another prepared corpus.", """
+        emofuse prepare cremad /data/CREMA-D --out data/cremad4 --class-map cremad4
+        emofuse evaluate runs/ravdess4 data/cremad4 --out eval/ravdess4_on_cremad4
+        emofuse evaluate runs/ravdess4/fold_0 data/emodb4 --out eval/fold0_on_emodb4
+        """)
+    q.add_argument("model", help="a CV run folder (its folds' ensemble), a fold folder, or a .ckpt file")
+    q.add_argument("manifest", help="a manifest folder (or its manifest.csv) of another corpus, from 'emofuse prepare'")
+    q.add_argument("--out", required=True, help="folder for metrics.json, predictions.csv, confusion.png, results.md")
+    q.add_argument("--text-column", help="manifest column a text model reads (default: text)")
+    q.add_argument("--window-seconds", type=float, default=8.0, help="long clips are cut into windows of this length")
+    q.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+
     q = add("explain", "Draw what a model looks at: Grad-CAM (CNNs), attention (Transformer), audio x token attention (cross-attention).", """
         emofuse explain runs/resnet18 clip.wav --out explain/
         emofuse explain runs/audio_transformer/fold_2 clips/ --class angry
@@ -484,6 +496,16 @@ def _dispatch(args) -> int:
         return run_demo(Path(args.out), args.overwrite, args.overrides)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "evaluate":
+        from .evaluate import evaluate
+
+        rec = evaluate(args.model, args.manifest, args.out, args.device, args.window_seconds, args.text_column)
+        mt, c = rec["metrics"], rec["counts"]
+        left = c["manifest"] - c["evaluated"]
+        print(f"{rec['corpus'] or args.manifest}: Macro-F1 {mt['macro_f1']:.3f}, UA {mt['ua']:.3f}, WA {mt['wa']:.3f} on "
+              f"{c['evaluated']} utterances ({left} left out: see {args.out}/results.md); wrote {args.out}/metrics.json, "
+              "predictions.csv, confusion.png, results.md")
+        return 0
     if args.command == "report":
         from .report import write_report
 
