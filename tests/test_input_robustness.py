@@ -280,23 +280,23 @@ def test_a_full_disk_while_caching_is_one_line_and_keeps_finished_shards(tmp_pat
 
     import emofuse.shards as shards
 
-    real, calls = shards.np.save, []
+    real, calls = shards._save_rows, []
 
-    def writer(path, arr, *a, **k):  # the second shard's write hits a full disk half way
+    def writer(path, arrays, rows):  # the second shard's write hits a full disk half way
         calls.append(path)
         if len(calls) == 2:
             Path(path).write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, arr, *a, **k)
+        return real(path, arrays, rows)
 
-    monkeypatch.setattr(shards.np, "save", writer)
+    monkeypatch.setattr(shards, "_save_rows", writer)
     arrays = shards.ShardedArrays(tmp_path / "c", {"x": 1})
     with pytest.raises(EmofuseError) as info:
         _fill(arrays)
     msg = str(info.value)
     assert "\n" not in msg and str(tmp_path / "c") in msg and "No space left" in msg and "cache_dir" in msg
     assert "4 items finished before are kept" in msg
-    monkeypatch.setattr(shards.np, "save", real)
+    monkeypatch.setattr(shards, "_save_rows", real)
     again = shards.ShardedArrays(tmp_path / "c", {"x": 1})
     assert len(again) == 4 and not list((tmp_path / "c").glob(".*.tmp.npy"))
 
