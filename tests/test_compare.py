@@ -226,3 +226,11 @@ def test_real_cv_runs_compare_and_report(synth_manifest, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     md = (runs[0] / "report.md").read_text()
     assert "speaker bootstrap" in md and "| class | precision | recall | F1 | support |" in md
+
+
+def test_too_few_resamples_is_one_line_error(tmp_path):
+    y, spk, folds = items(10)
+    a = fake_run(tmp_path / "a", y, predictions(y, 0.5, np.random.default_rng(0)), spk, folds)
+    r = run_cli("compare", str(a), "--bootstrap", "5")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "emofuse: error: --bootstrap 5: too few resamples for a 95% interval; use at least 100 (default 1000)"]

@@ -478,6 +478,8 @@ def compare_runs(runs: list[str | Path], b: int = 1000, seed: int = 0) -> str:
     with the group's first run (fold differences, Wilcoxon, speaker-level permutation test).
     Runs that cannot be ranked (unfinished, audit failed, folds unknown) are listed with the reason.
     Every value from a run is escaped."""
+    if b < 100:
+        raise EmofuseError(f"--bootstrap {b}: too few resamples for a 95% interval; use at least 100 (default 1000)")
     entries = [_entry(Path(r)) for r in runs]
     groups: dict[tuple, list[dict]] = {}
     for e in entries:
@@ -497,7 +499,8 @@ def compare_runs(runs: list[str | Path], b: int = 1000, seed: int = 0) -> str:
         rows = []
         for m in members:
             s = m["summary"]
-            rows.append([rank.get(id(m), "partial"), m["label"], s.get("corpus"), class_map_name(s), s.get("model"),
+            named = s.get("name") and str(s["name"]) != m["run"].name
+            rows.append([rank.get(id(m), "partial"), m["label"] + (f" (name: {s['name']})" if named else ""), s.get("corpus"), class_map_name(s), s.get("model"),
                          " + ".join(map(str, s.get("modalities", ["audio"]))), s.get("augmentation", "none"),
                          f"{len(s['per_fold'])}/{s['n_folds']}"] + [_cell(s, k) for k in HEADLINE])
         pooled, why = pooled_predictions(members[0]["run"], s0)
