@@ -120,6 +120,9 @@ def test_permutation_is_exact_for_few_speakers():
     res = paired_speaker_test(y, a, b, spk, K, b=1000)
     assert res["exact"] and "exact over all 32 swaps" in res["method"]
     assert res["wa"]["p"] == pytest.approx(2 / 32)  # 5 speakers cannot give less, however clear the gap
+    ten, spk10, _, _ = synthetic_items(6, n_speakers=10, per_speaker=30)
+    res = paired_speaker_test(ten, draw_predictions(ten, 0.3, rng), draw_predictions(ten, 0.4, rng), spk10, K, b=1000)
+    assert res["exact"] and "exact over all 1024 swaps" in res["method"]  # IEMOCAP's 10 speakers
 
 
 def test_wilcoxon_floor_is_stated():
