@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import TINY, run_cli
 from emofuse.metrics import HEADLINE, compute_metrics, summarize

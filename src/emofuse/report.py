@@ -22,9 +22,8 @@ import numpy as np
 from .atomic import replace_into
 from .errors import EmofuseError
 from .metrics import HEADLINE
+from .stats import NAMES
 from .subsets import overlap_lines
-
-NAMES = {"macro_f1": "Macro-F1", "ua": "UA", "wa": "WA"}
 
 
 def _own(run: Path, rel: str | Path) -> Path | None:
@@ -377,7 +376,6 @@ def split_fingerprint(run: Path) -> str | None:
     """One hash of every fold's split.csv (utt_id, speaker, part): runs with the same fingerprint were
     trained and tested on the same folds. None when a fold's split.csv is missing."""
     import hashlib
-    import re
 
     folds = sorted((int(p.name.split("_")[1]), p) for p in run.glob("fold_*") if re.fullmatch(r"fold_\d+", p.name))
     h = hashlib.sha1()
@@ -406,7 +404,7 @@ def _entry(run: Path) -> dict:
     """One run for compare: {label, status, summary, key, ...}; status 'ok' or why it is not ranked."""
     from .splits import LeakageError
 
-    e = {"run": run, "label": str(run).rstrip("/") or str(run), "summary": None, "status": "ok"}
+    e = {"run": run, "label": str(run), "summary": None, "status": "ok"}
     if not run.is_dir():
         return {**e, "status": "not a run folder"}
     try:

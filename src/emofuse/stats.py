@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as st
 
-HEADLINE = ("macro_f1", "ua", "wa")
+from .metrics import HEADLINE
+
 EXACT_UP_TO = 4096  # the speaker permutation test enumerates every swap up to this many (12 speakers)
 NAMES = {"macro_f1": "Macro-F1", "ua": "UA", "wa": "WA"}
 
