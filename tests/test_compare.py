@@ -66,6 +66,10 @@ def fake_run(path: Path, y, pred, spk, folds, classes=CLASSES, corpus="iemocap",
               "per_fold": [{"fold": m["fold"], "test_groups": m["test_groups"], "best_epoch": 1,
                             **{k: m["test"][k] for k in HEADLINE}} for m in fold_metrics]})
     (path / ("summary.json" if s["complete"] else "summary.partial.json")).write_text(json.dumps(s))
+    (path / "inputs").mkdir()
+    gender = np.array(["female" if int(re.sub(r"\D", "", s_) or 0) % 2 == 0 else "male" for s_ in spk])
+    pd.DataFrame({"utt_id": utt, "speaker": spk, "gender": gender, "label": [classes[i] for i in y]}).to_csv(
+        path / "inputs" / "manifest.csv", index=False)
     return path
 
 
@@ -196,6 +200,10 @@ def test_report_has_intervals_breakdowns_and_baselines(tmp_path):
     assert sum(int(r[4]) for r in table_rows(md, "angry") + table_rows(md, "happy") + table_rows(md, "sad")
                + table_rows(md, "neutral") if len(r) == 5) == len(y), "supports add up to the test items"
     assert len([ln for ln in md.splitlines() if re.match(r"\| spk\d\d \|", ln)]) == 12
+    genders = {r[0]: r for r in table_rows(md, "female") + table_rows(md, "male")}
+    assert set(genders) == {"female", "male"} and sum(int(r[2]) for r in genders.values()) == len(y)
+    assert genders["female"][1] == "6", "speakers per gender"
+    assert "Per gender" in page
 
 
 def test_report_says_why_pooled_statistics_are_missing(tmp_path):
@@ -206,6 +214,16 @@ def test_report_says_why_pooled_statistics_are_missing(tmp_path):
     md = (run / "report.md").read_text()
     assert "pooled statistics skipped:" in md and "fold_3/predictions.csv is missing" in md
     assert "t interval over 6 folds" in md
+
+
+def test_report_says_why_there_is_no_gender_table(tmp_path):
+    y, spk, folds = items(11)
+    run = fake_run(tmp_path / "run", y, predictions(y, 0.6, np.random.default_rng(0)), spk, folds)
+    m = pd.read_csv(run / "inputs" / "manifest.csv")
+    m.drop(columns="gender").to_csv(run / "inputs" / "manifest.csv", index=False)
+    write_report(run, cams=0)
+    md = (run / "report.md").read_text()
+    assert "per-gender results skipped:" in md and "no gender column" in md and "Per speaker" in md
 
 
 def test_real_cv_runs_compare_and_report(synth_manifest, tmp_path):

@@ -299,10 +299,33 @@ def run_stats(run: Path, summary: dict, b: int = 1000, seed: int = 0) -> dict:
     fold_of = df.groupby("speaker")["fold"].agg(lambda s: ", ".join(map(str, sorted(set(s)))))
     out["per_speaker"] = [{"speaker": s, "fold": fold_of[s], "n": int(cm[i].sum()), **{k: float(m[k][i]) for k in HEADLINE}}
                           for i, s in enumerate(names)]
+    out["per_gender"], out["gender_note"] = _per_gender(run, df, len(classes))
     base = baselines(y, len(classes))
     base["majority"]["class"] = classes[base["majority"]["class"]]
     out["baselines"] = base
     return out
+
+
+def _per_gender(run: Path, df, n_classes: int) -> tuple[list[dict], str | None]:
+    """Results per gender from the pooled predictions and the run's own record of its manifest
+    (inputs/manifest.csv, so a moved run still has it): (rows, None) or ([], why not)."""
+    import pandas as pd
+
+    from .runfolder import RunFolder
+    from .stats import confusions_by_group, metrics_from_confusion
+
+    rel = RunFolder(run).inputs.relative_to(run)
+    if _own(run, rel) is None:
+        return [], f"per-gender results skipped: {run / rel} is missing"
+    record = pd.read_csv(run / rel, dtype=str, keep_default_na=False)
+    if "gender" not in record.columns or "utt_id" not in record.columns:
+        return [], f"per-gender results skipped: {run / rel} has no gender column"
+    gender = df["utt_id"].map(record.drop_duplicates("utt_id").set_index("utt_id")["gender"]).fillna("").replace("", "unknown")
+    cm, names = confusions_by_group(df["y"], df["p"], gender, n_classes)
+    m = metrics_from_confusion(cm)
+    speakers = df.groupby(gender.to_numpy())["speaker"].nunique()
+    return [{"gender": g, "speakers": int(speakers[g]), "n": int(cm[i].sum()), **{k: float(m[k][i]) for k in HEADLINE}}
+            for i, g in enumerate(names)], None
 
 
 def _stat_sections(stats: dict) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
@@ -335,6 +358,9 @@ def _stat_sections(stats: dict) -> list[tuple[str, list[str], list[list[str]], l
         out.append(("Per speaker (test predictions)", ["speaker", "fold", "n"] + [NAMES[k] for k in HEADLINE],
                     [[r["speaker"], r["fold"], str(r["n"])] + [f"{r[k]:.3f}" for k in HEADLINE] for r in stats["per_speaker"]],
                     ["Macro-F1 and UA per speaker average over the classes that speaker has"]))
+        out.append(("Per gender (test predictions)", ["gender", "speakers", "n"] + [NAMES[k] for k in HEADLINE],
+                    [[r["gender"], str(r["speakers"]), str(r["n"])] + [f"{r[k]:.3f}" for k in HEADLINE]
+                     for r in stats["per_gender"]], [stats["gender_note"]] if stats["gender_note"] else []))
     return out
 
 
