@@ -218,12 +218,15 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("run")
     q.add_argument("--cams", type=int, default=3, help="class activation maps of fold 0 test items to include")
 
-    q = add("compare", "Put several runs in one table (mean +/- std over folds), e.g. the study's table.", """
-        emofuse compare runs/audio_transformer runs/cnn_bilstm runs/resnet18 runs/early_fusion runs/cross_attention
-        emofuse compare runs/* --out table.md
+    q = add("compare", "Rank runs on the same corpus and folds (t intervals, chance and majority baselines) and pair "
+                       "each with the first: fold differences, Wilcoxon, speaker-level permutation test.", """
+        emofuse compare runs/cnn_bilstm runs/resnet18 runs/early_fusion runs/cross_attention
+        emofuse compare runs/* --out table.md --bootstrap 2000
         """)
-    q.add_argument("runs", nargs="+")
-    q.add_argument("--out", help="also write the Markdown table here")
+    q.add_argument("runs", nargs="+", help="run folders; the first is the reference the others are paired with")
+    q.add_argument("--out", help="also write the Markdown here")
+    q.add_argument("--bootstrap", type=int, default=1000, help="speaker resamples and permutations (default 1000)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
 
     add("models", "List the registered models.", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
@@ -515,7 +518,7 @@ def _dispatch(args) -> int:
     if args.command == "compare":
         from .report import compare_runs
 
-        table = compare_runs(args.runs)
+        table = compare_runs(args.runs, b=args.bootstrap, seed=args.seed)
         print(table, end="")
         if args.out:
             from .atomic import write_text_atomic

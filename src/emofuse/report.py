@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -21,9 +22,8 @@ import numpy as np
 from .atomic import replace_into
 from .errors import EmofuseError
 from .metrics import HEADLINE
+from .stats import NAMES
 from .subsets import overlap_lines
-
-NAMES = {"macro_f1": "Macro-F1", "ua": "UA", "wa": "WA"}
 
 
 def _own(run: Path, rel: str | Path) -> Path | None:
@@ -167,7 +167,7 @@ def _facts(summary: dict, audit: dict) -> list[list[tuple[str, bool]]]:
             [(f"leakage audit: {'passed' if audit.get('passed') else 'FAILED'}", False)]]
 
 
-def run_markdown(run: Path, summary: dict, audit: dict) -> str:
+def run_markdown(run: Path, summary: dict, audit: dict, stats: dict | None = None) -> str:
     lines = [f"# {md_text(summary.get('name') or summary['model'])}: {md_text(summary['corpus'])}", ""]
     lines += ["- " + "".join(md_text(t) if data else t for t, data in fact) for fact in _facts(summary, audit)]
     for header, rows, mean_last in _tables(summary):
@@ -175,12 +175,13 @@ def run_markdown(run: Path, summary: dict, audit: dict) -> str:
         for i, row in enumerate(rows):
             bold = mean_last and i == len(rows) - 1
             lines.append("| " + " | ".join((f"**{md_text(c)}**" if bold and c else md_text(c)) for c in row) + " |")
+    lines += stats_markdown(stats) if stats else []
     lines += ["", "## Protocol, transcript overlap and test subsets", ""] + [f"- {md_text(ln)}" for ln in overlap_lines(summary)]
     lines += ["", "## Leakage audit", ""] + [f"- **{md_text(k)}**: {md_text(v)}" for k, v in audit.get("guarantees", {}).items()]
     return "\n".join(lines) + "\n"
 
 
-def run_html(summary: dict, audit: dict) -> str:
+def run_html(summary: dict, audit: dict, stats: dict | None = None) -> str:
     """The same content as ``run_markdown`` below its title, as HTML with every value escaped."""
     parts = ["<ul>" + "".join("<li>" + "".join(_esc(t) for t, _ in fact) + "</li>" for fact in _facts(summary, audit)) + "</ul>"]
     for header, rows, mean_last in _tables(summary):
@@ -190,6 +191,8 @@ def run_html(summary: dict, audit: dict) -> str:
             body.append("<tr>" + "".join(f"<td>{'<strong>' + _esc(c) + '</strong>' if bold and c else _esc(c)}</td>" for c in row) + "</tr>")
         parts.append("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>"
                      + "".join(body) + "</tbody></table>")
+    if stats:
+        parts.append(stats_html(stats))
     warn = " class='warn'"
     parts.append("<h2>Protocol, transcript overlap and test subsets</h2><ul>" + "".join(
         f"<li{warn if ln.startswith('WARNING') else ''}>{_esc(ln)}</li>" for ln in overlap_lines(summary)) + "</ul>")
@@ -211,14 +214,15 @@ def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
         raise EmofuseError(f"{run}: no such run folder")
     summary = _summary(run)
     audit = json.loads((run / "audit.json").read_text()) if _own(run, "audit.json") else {}
-    md = run_markdown(run, summary, audit)
+    stats = run_stats(run, summary)
+    md = run_markdown(run, summary, audit, stats)
     config = (run / "config.yaml").read_text() if _own(run, "config.yaml") else ""
     curves = _curves_png(training_curves(run))
     maps, note = _cams(run, summary, cams)
     confusions = [(f"fold {k}", _png(p)) for k, p in sorted((int(p.parent.name.split("_")[1]), p)
                                                              for p in run.glob("fold_*/confusion.png") if _own(run, p.relative_to(run)))]
     title = _esc(summary.get("name") or summary["model"])
-    parts = [f"<h1>{title}: {_esc(summary['corpus'])}</h1>", run_html(summary, audit)]
+    parts = [f"<h1>{title}: {_esc(summary['corpus'])}</h1>", run_html(summary, audit, stats)]
     if _own(run, "confusion.png"):
         parts.append(f"<h2>Confusion matrix (all folds pooled)</h2><img alt='pooled confusion' src='{_png(run / 'confusion.png')}'>")
     if curves:
@@ -244,14 +248,311 @@ def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
     return html_path, md_path
 
 
-def compare_runs(runs: list[str | Path]) -> str:
-    """A Markdown table of several runs (mean ± std over folds); every value from a run is escaped."""
-    rows = ["| run | model | modalities | augmentation | folds | " + " | ".join(NAMES[k] for k in HEADLINE) + " |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in map(Path, runs):
-        s = _summary(r)
-        cells = [s.get("name") or r.name, s["model"], " + ".join(map(str, s.get("modalities", ["audio"]))),
-                 s.get("augmentation", "none"), f"{len(s['per_fold'])}/{s['n_folds']}"]
-        rows.append("| " + " | ".join(md_text(c) for c in cells) + " | "
-                    + " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in HEADLINE) + " |")
-    return "\n".join(rows) + "\n"
+# ----------------------------------------------------------------------------- statistics of one run
+def folds_done(summary: dict) -> list[int]:
+    return sorted(summary.get("folds_done") or [f["fold"] for f in summary.get("per_fold", [])])
+
+
+def pooled_predictions(run: Path, summary: dict):
+    """The finished folds' test predictions in one table (a ``fold`` column added), with label and
+    prediction as class indices (``y``, ``p``); or (None, why not)."""
+    import pandas as pd
+
+    classes = list(summary.get("classes") or [])
+    if not classes:
+        return None, "summary.json lists no classes"
+    index = {c: i for i, c in enumerate(classes)}
+    tables = []
+    for k in folds_done(summary):
+        rel = f"fold_{k}/predictions.csv"
+        if _own(run, rel) is None:
+            return None, f"{run / rel} is missing"
+        t = pd.read_csv(run / rel, dtype=str, keep_default_na=False)
+        if not {"utt_id", "speaker", "label", "pred"} <= set(t.columns):
+            return None, f"{run / rel} lacks utt_id, speaker, label or pred"
+        unknown = sorted((set(t["label"]) | set(t["pred"])) - set(index))
+        if unknown:
+            return None, f"{run / rel} holds classes {unknown[:3]} that summary.json does not list"
+        tables.append(t.assign(fold=k))
+    if not tables:
+        return None, "no finished fold"
+    df = pd.concat(tables, ignore_index=True)
+    return df.assign(y=df["label"].map(index).astype(int), p=df["pred"].map(index).astype(int)), None
+
+
+def run_stats(run: Path, summary: dict, b: int = 1000, seed: int = 0) -> dict:
+    """Intervals over folds and by speaker bootstrap, per-class and per-speaker results, baselines."""
+    from .stats import baselines, confusions_by_group, metrics_from_confusion, per_class, speaker_bootstrap, t_interval
+
+    out: dict = {"folds": {k: t_interval([f[k] for f in summary["per_fold"]]) for k in HEADLINE}, "pooled": None}
+    df, why = pooled_predictions(run, summary)
+    out["note"] = None
+    if df is None:
+        out["note"] = f"pooled statistics skipped: {why}"
+        return out
+    classes = list(summary["classes"])
+    y, p, spk = df["y"].to_numpy(), df["p"].to_numpy(), df["speaker"].to_numpy()
+    out["pooled"] = speaker_bootstrap(y, p, spk, len(classes), b=b, seed=seed)
+    cm, names = confusions_by_group(y, p, spk, len(classes))
+    out["per_class"] = per_class(cm.sum(0), classes)
+    m = metrics_from_confusion(cm)
+    fold_of = df.groupby("speaker")["fold"].agg(lambda s: ", ".join(map(str, sorted(set(s)))))
+    out["per_speaker"] = [{"speaker": s, "fold": fold_of[s], "n": int(cm[i].sum()), **{k: float(m[k][i]) for k in HEADLINE}}
+                          for i, s in enumerate(names)]
+    out["per_gender"], out["gender_note"] = _per_gender(run, df, len(classes))
+    base = baselines(y, len(classes))
+    base["majority"]["class"] = classes[base["majority"]["class"]]
+    out["baselines"] = base
+    return out
+
+
+def _per_gender(run: Path, df, n_classes: int) -> tuple[list[dict], str | None]:
+    """Results per gender from the pooled predictions and the run's own record of its manifest
+    (inputs/manifest.csv, so a moved run still has it): (rows, None) or ([], why not)."""
+    import pandas as pd
+
+    from .runfolder import RunFolder
+    from .stats import confusions_by_group, metrics_from_confusion
+
+    rel = RunFolder(run).inputs.relative_to(run)
+    if _own(run, rel) is None:
+        return [], f"per-gender results skipped: {run / rel} is missing"
+    record = pd.read_csv(run / rel, dtype=str, keep_default_na=False)
+    if "gender" not in record.columns or "utt_id" not in record.columns:
+        return [], f"per-gender results skipped: {run / rel} has no gender column"
+    gender = df["utt_id"].map(record.drop_duplicates("utt_id").set_index("utt_id")["gender"]).fillna("").replace("", "unknown")
+    cm, names = confusions_by_group(df["y"], df["p"], gender, n_classes)
+    m = metrics_from_confusion(cm)
+    speakers = df.groupby(gender.to_numpy())["speaker"].nunique()
+    return [{"gender": g, "speakers": int(speakers[g]), "n": int(cm[i].sum()), **{k: float(m[k][i]) for k in HEADLINE}}
+            for i, g in enumerate(names)], None
+
+
+def _stat_sections(stats: dict) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    """The statistics as plain text: [(title, header, rows, notes below)]."""
+    f, pooled = stats["folds"], stats["pooled"]
+    rows = []
+    for k in HEADLINE:
+        row = [NAMES[k], f"{f[k]['mean']:.3f} ± {f[k]['std']:.3f}", Num(f"[{f[k]['lo']:.3f}, {f[k]['hi']:.3f}]")]
+        if pooled:
+            row += [f"{pooled[k]['value']:.3f}", Num(f"[{pooled[k]['lo']:.3f}, {pooled[k]['hi']:.3f}]")]
+        rows.append(row)
+    header = ["metric", "mean ± std over folds", "95% t interval"]
+    notes = [f"{f['macro_f1']['method']}, on the per-fold values"]
+    if pooled:
+        header += [f"pooled ({pooled['n']} test utterances)", "95% speaker bootstrap"]
+        notes.append(pooled["method"] + "; on the pooled test predictions of all finished folds")
+        base = stats["baselines"]
+        header += ["chance (uniform guess)", f"majority (always {base['majority']['class']})"]
+        for row, k in zip(rows, HEADLINE):
+            row += [f"{base['chance'][k]:.3f}", f"{base['majority'][k]:.3f}"]
+        notes.append("baselines from the pooled test labels: chance = expected score of a uniform random guess; "
+                     "majority = always the most frequent test class (it peeks at the test labels)")
+    else:
+        notes.append(stats["note"])
+    out = [("Confidence intervals and baselines", header, rows, notes)]
+    if pooled:
+        out.append(("Per class (pooled test predictions)", ["class", "precision", "recall", "F1", "support"],
+                    [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"])]
+                     for r in stats["per_class"]], []))
+        out.append(("Per speaker (test predictions)", ["speaker", "fold", "n"] + [NAMES[k] for k in HEADLINE],
+                    [[r["speaker"], r["fold"], str(r["n"])] + [f"{r[k]:.3f}" for k in HEADLINE] for r in stats["per_speaker"]],
+                    ["Macro-F1 and UA per speaker average over the classes that speaker has"]))
+        out.append(("Per gender (test predictions)", ["gender", "speakers", "n"] + [NAMES[k] for k in HEADLINE],
+                    [[r["gender"], str(r["speakers"]), str(r["n"])] + [f"{r[k]:.3f}" for k in HEADLINE]
+                     for r in stats["per_gender"]], [stats["gender_note"]] if stats["gender_note"] else []))
+    return out
+
+
+class Num(str):
+    """Text this module formatted from numbers only (``f"[{lo:.3f}, {hi:.3f}]"``): nothing from a run
+    is in it, so Markdown shows it as it is instead of escaping its brackets."""
+
+
+def _md_cell(c) -> str:
+    return str(c) if isinstance(c, Num) and re.fullmatch(r"[0-9.,:+\-−±/ \[\]a-z]*", c) else md_text(c)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(md_text(h) for h in header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows])
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    return ("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows) + "</tbody></table>")
+
+
+def stats_markdown(stats: dict) -> list[str]:
+    lines = []
+    for title, header, rows, notes in _stat_sections(stats):
+        lines += ["", f"## {md_text(title)}", ""] + _md_table(header, rows)
+        lines += [""] * bool(notes) + [f"- {md_text(n)}" for n in notes]
+    return lines
+
+
+def stats_html(stats: dict) -> str:
+    return "\n".join(f"<h2>{_esc(title)}</h2>" + _html_table(header, rows)
+                     + ("<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>" if notes else "")
+                     for title, header, rows, notes in _stat_sections(stats))
+
+
+# ----------------------------------------------------------------------------- several runs
+def split_fingerprint(run: Path) -> str | None:
+    """One hash of every fold's split.csv (utt_id, speaker, part): runs with the same fingerprint were
+    trained and tested on the same folds. None when a fold's split.csv is missing."""
+    import hashlib
+
+    folds = sorted((int(p.name.split("_")[1]), p) for p in run.glob("fold_*") if re.fullmatch(r"fold_\d+", p.name))
+    h = hashlib.sha1()
+    for k, p in folds:
+        f = _own(run, p.relative_to(run) / "split.csv")
+        if f is None:
+            return None
+        h.update(f"fold_{k}\n".encode() + hashlib.sha1(f.read_bytes()).hexdigest().encode())
+    return h.hexdigest()[:12] if folds else None
+
+
+def class_map_name(summary: dict) -> str:
+    """The class map's name (from the manifest's prepare.json when the summary does not say), else its classes."""
+    if summary.get("class_map"):
+        return str(summary["class_map"])
+    try:
+        meta = json.loads((Path(summary["manifest"]).parent / "prepare.json").read_text())
+        if list(meta.get("classes", [])) == list(summary.get("classes", [])) and meta.get("class_map"):
+            return str(meta["class_map"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return "/".join(map(str, summary.get("classes", [])))
+
+
+def _entry(run: Path) -> dict:
+    """One run for compare: {label, status, summary, key, ...}; status 'ok' or why it is not ranked."""
+    from .splits import LeakageError
+
+    e = {"run": run, "label": str(run), "summary": None, "status": "ok"}
+    if not run.is_dir():
+        return {**e, "status": "not a run folder"}
+    try:
+        s = _summary(run)
+    except LeakageError:
+        return {**e, "status": "audit failed" if _own(run, "audit.json") else "audit missing"}
+    except EmofuseError:
+        return {**e, "status": "unfinished: no fold finished yet (no summary.json)"}
+    except (ValueError, OSError) as exc:
+        return {**e, "status": f"unreadable summary: {type(exc).__name__}"}
+    e["summary"] = s
+    fp = split_fingerprint(run)
+    if fp is None:
+        return {**e, "status": "folds unknown (a fold_K/split.csv is missing)"}
+    e["key"] = (str(s.get("corpus")), tuple(map(str, s.get("classes", []))), fp)
+    e["complete"] = bool(s.get("complete"))
+    return e
+
+
+def _cell(summary: dict, k: str) -> str:
+    from .stats import t_interval
+
+    ci = t_interval([f[k] for f in summary["per_fold"]])
+    return Num(f"{ci['mean']:.3f} ± {ci['std']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]")
+
+
+def _paired_lines(ref: dict, other: dict, b: int, seed: int) -> tuple[list[list[str]], str, list[str]]:
+    """Rows of the paired table, the Macro-F1 sentence and method notes (both Markdown, values escaped)
+    for ``other`` against ``ref``."""
+    from .stats import paired_folds, paired_speaker_test
+
+    sa, sb = ref["summary"], other["summary"]
+    fa = {f["fold"]: f for f in sa["per_fold"]}
+    fb = {f["fold"]: f for f in sb["per_fold"]}
+    common = sorted(set(fa) & set(fb))
+    notes = []
+    speaker = None
+    da, why_a = pooled_predictions(ref["run"], {**sa, "folds_done": common})
+    db, why_b = pooled_predictions(other["run"], {**sb, "folds_done": common})
+    if da is not None and db is not None:
+        m = da.merge(db, on="utt_id", suffixes=("_a", "_b"))
+        if len(m) == len(da) == len(db) and (m["y_a"] == m["y_b"]).all():
+            speaker = paired_speaker_test(m["y_a"].to_numpy(), m["p_a"].to_numpy(), m["p_b"].to_numpy(),
+                                          m["speaker_a"].to_numpy(), len(sa["classes"]), b=b, seed=seed)
+            notes.append(md_text(speaker["method"]))
+        else:
+            notes.append("speaker-level test skipped: the two runs' test utterances or labels differ")
+    else:
+        notes.append(f"speaker-level test skipped: {md_text(why_a or why_b)}")
+    rows, sentence = [], ""
+    for k in HEADLINE:
+        pr = paired_folds({f: fa[f][k] for f in common}, {f: fb[f][k] for f in common}, k, speaker[k] if speaker else None)
+        ci, sp = pr.fold_ci, pr.speaker
+        rows.append([other["label"], NAMES[k], f"{ci['mean']:+.3f}", Num(f"[{ci['lo']:+.3f}, {ci['hi']:+.3f}]"),
+                     f"{pr.wins}/{len(common)}", f"{pr.wilcoxon['p']:.3g}",
+                     f"{sp['diff']:+.3f}" if sp else "", Num(f"[{sp['lo']:+.3f}, {sp['hi']:+.3f}]") if sp else "",
+                     f"{sp['p']:.3g}" if sp else ""])
+        if k == "macro_f1":
+            sentence = pr.sentence(md_text(ref["label"]), md_text(other["label"]))
+            verdict = ("a difference at the 5% level" if pr.significant() else "no evidence of a difference at the 5% level")
+            sentence = sentence[:-1] + f": {verdict}."
+            notes.insert(0, md_text(f"folds compared: {', '.join(map(str, common))}; {pr.wilcoxon['note']}"))
+    return rows, sentence, notes
+
+
+def compare_runs(runs: list[str | Path], b: int = 1000, seed: int = 0) -> str:
+    """Several runs as Markdown: one ranked table per group of comparable runs (same corpus, classes
+    and fold splits), with fold t-intervals, the chance and majority baselines, and each run paired
+    with the group's first run (fold differences, Wilcoxon, speaker-level permutation test).
+    Runs that cannot be ranked (unfinished, audit failed, folds unknown) are listed with the reason.
+    Every value from a run is escaped."""
+    if b < 100:
+        raise EmofuseError(f"--bootstrap {b}: too few resamples for a 95% interval; use at least 100 (default 1000)")
+    entries = [_entry(Path(r)) for r in runs]
+    groups: dict[tuple, list[dict]] = {}
+    for e in entries:
+        if e["status"] == "ok":
+            groups.setdefault(e["key"], []).append(e)
+    lines = [f"# Compare: {len(entries)} runs", ""]
+    if len(groups) > 1:
+        lines += ["Runs on different corpora, class sets or folds (fold_K/split.csv fingerprints) are in separate "
+                  "groups and are never ranked together.", ""]
+    metric_header = [f"{NAMES[k]}: mean ± std (95% t)" for k in HEADLINE]
+    for gi, ((corpus, classes, fp), members) in enumerate(groups.items(), 1):
+        s0 = members[0]["summary"]
+        lines += [f"## Group {gi}: {md_text(corpus)}, classes {md_text(', '.join(classes))}, folds {fp} "
+                  f"({md_text(s0.get('n_folds'))} folds, {md_text(s0.get('scheme', '?'))})", ""]
+        done = sorted((m for m in members if m["complete"]), key=lambda m: -m["summary"]["macro_f1"]["mean"])
+        rank = {id(m): str(i) for i, m in enumerate(done, 1)}
+        rows = []
+        for m in members:
+            s = m["summary"]
+            named = s.get("name") and str(s["name"]) != m["run"].name
+            rows.append([rank.get(id(m), "partial"), m["label"] + (f" (name: {s['name']})" if named else ""), s.get("corpus"), class_map_name(s), s.get("model"),
+                         " + ".join(map(str, s.get("modalities", ["audio"]))), s.get("augmentation", "none"),
+                         f"{len(s['per_fold'])}/{s['n_folds']}"] + [_cell(s, k) for k in HEADLINE])
+        pooled, why = pooled_predictions(members[0]["run"], s0)
+        if pooled is not None:
+            from .stats import baselines
+
+            base = baselines(pooled["y"].to_numpy(), len(classes))
+            for name, label in (("chance", "chance (uniform guess)"),
+                                ("majority", f"majority (always {classes[base['majority']['class']]})")):
+                rows.append(["", label, "", "", "", "", "", ""] + [f"{base[name][k]:.3f}" for k in HEADLINE])
+        header = ["rank", "run", "corpus", "class map", "model", "modalities", "augmentation", "folds"] + metric_header
+        lines += _md_table(header, rows) + [""]
+        lines.append("- ranked by mean Macro-F1 over folds (finished runs only); the interval in brackets is the 95% t interval over folds")
+        lines.append(f"- baselines from the test labels of {md_text(members[0]['label'])} (pooled): chance = expected "
+                     "score of a uniform random guess, majority = always the most frequent test class"
+                     if pooled is not None else f"- baselines skipped: {md_text(why)}")
+        if len(members) > 1:
+            ref = members[0]
+            lines += ["", f"### Paired with {md_text(ref['label'])} (B − A, A = {md_text(ref['label'])})", ""]
+            prow, text = [], []
+            for other in members[1:]:
+                r, sentence, notes = _paired_lines(ref, other, b, seed)
+                prow += r
+                text += [f"- {sentence}"] + [f"  - {x}" for x in notes]
+            lines += _md_table(["run B", "metric", "B − A (fold mean)", "95% t", "folds B better", "Wilcoxon p",
+                                "pooled B − A", "95% speaker bootstrap", "permutation p"], prow) + [""] + text
+        lines.append("")
+    skipped = [e for e in entries if e["status"] != "ok"]
+    if skipped:
+        lines += ["## Not ranked", ""] + _md_table(["run", "status"], [[e["label"], e["status"]] for e in skipped]) + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
