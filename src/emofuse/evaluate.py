@@ -135,7 +135,7 @@ def results_markdown(record: dict) -> str:
              f"- classes evaluated (in both): {', '.join(a['shared'])}",
              f"- classes the run predicts but the corpus never labels (F1 0, kept as wrong answers): "
              f"{', '.join(a['run_only']) or 'none'}",
-             f"- classes the corpus labels but the run cannot predict (left out): "
+             "- classes the corpus labels but the run cannot predict (left out): "
              + (", ".join(f"{k} ({v})" for k, v in c["not_predictable_by_class"].items()) or "none"),
              f"- utterances whose audio the run trained on (left out): {c['audio_the_run_trained_on']}",
              f"- utterances that failed to decode or predict (left out): {c['failed']}"]

@@ -197,10 +197,6 @@ class RunFolder:
     def metrics(self, k: int) -> Path:
         return self.fold_dir(k) / "metrics.json"
 
-    def fold_numbers(self) -> list[int]:
-        """Fold numbers with a folder, in order."""
-        return sorted(int(p.name.split("_")[1]) for p in self.path.glob("fold_*") if re.fullmatch(r"fold_\d+", p.name))
-
     def is_finished(self, k: int) -> bool:
         return self.metrics(k).is_file()
 

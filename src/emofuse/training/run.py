@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -159,7 +158,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
 
     if primary:
         # `train --fold K` shares the run with other folds' processes; deleting anything needs it alone.
-        ctx_lock = folder.lock(shared=fold is not None and not overwrite)
+        folder.lock(shared=fold is not None and not overwrite)  # held until the process ends (or RunLock.release)
         if overwrite:
             folder.clear()
         if folder.config.is_file():
@@ -185,7 +184,6 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
             write_text_atomic(folder.config, dump_config(cfg))
         if fold is not None:
             folder.lock_fold(fold)
-        del ctx_lock  # held until the process ends (or RunLock.release)
 
     keys = manifest.df["audio_sha1"].tolist()
     if text_store is not None:
