@@ -185,18 +185,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
         if fold is not None:
             folder.lock_fold(fold)
 
-    keys = manifest.df["audio_sha1"].tolist()
-    if text_store is not None:
-        if primary:
-            text_store.ensure(texts)
-        elif text_store.missing(list(text_keys.values())):
-            raise EmofuseError(f"{text_store.dir}: text embeddings missing in a worker process; run once without DDP to cache them")
-    if "audio" in modalities:
-        if primary:
-            store.ensure(keys, [manifest.audio_path(p) for p in manifest.df["path"]], workers=cfg["data"].get("feature_workers"))
-        elif store.missing(keys):
-            raise EmofuseError(f"{store.dir}: features missing in a worker process; run the command once without DDP to cache them")
-
+    # Folds and their audit first: a leaking split stops before any feature is computed.
     cv = cfg["cv"]
     folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
                        cv.get("val_speakers"), int(cv.get("seed", 0)))
@@ -214,6 +203,19 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
             write_split(f, manifest.df, folder.fold_dir(f.fold), a)
         write_run_audit(run_dir, cfg, audits, modalities, text_store, policy)
     require_passed(audits, run_dir / "audit.json")
+
+    keys = manifest.df["audio_sha1"].tolist()
+    if text_store is not None:
+        if primary:
+            text_store.ensure(texts)
+        elif text_store.missing(list(text_keys.values())):
+            raise EmofuseError(f"{text_store.dir}: text embeddings missing in a worker process; run once without DDP to cache them")
+    if "audio" in modalities:
+        if primary:
+            store.ensure(keys, [manifest.audio_path(p) for p in manifest.df["path"]], workers=cfg["data"].get("feature_workers"))
+        elif store.missing(keys):
+            raise EmofuseError(f"{store.dir}: features missing in a worker process; run the command once without DDP to cache them")
+
     return RunContext(cfg, run_dir, manifest, store, folds, modalities, text_store, text_keys, policy, text_column)
 
 
