@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Callable, Iterator
 
-from .base import Problem, outside_problem, relative_inside
+from ..labels import ClassMap
+from .base import BAD_NAME, UNKNOWN_LABEL, Problem, outside_problem, relative_inside
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
 
@@ -25,3 +28,27 @@ def inside(root: Path, f: Path, problems: list[Problem]) -> str | None:
         return None
     return rel
 
+
+
+def named_files(root: Path, files: list[Path], pattern: re.Pattern, problems: list[Problem], expected: str,
+                valid: Callable[[re.Match], bool] = lambda m: True) -> Iterator[tuple[Path, str, re.Match]]:
+    """(file, its path relative to ``root``, the match of its stem) for every file whose name follows
+    the corpus's code (``pattern`` and ``valid``); any other file becomes a problem saying what was
+    ``expected``, and a file whose link leads out of the root a problem of its own."""
+    for f in files:
+        rel = inside(root, f, problems)
+        if rel is None:
+            continue
+        m = pattern.match(f.stem)
+        if m is None or not valid(m):
+            problems.append(Problem(BAD_NAME, rel, expected))
+            continue
+        yield f, rel, m
+
+
+def known_label(cmap: ClassMap, code: str, rel: str, problems: list[Problem], what: str, codes) -> bool:
+    """Whether the class map knows ``code``; if not, a problem naming the file and the codes it knows."""
+    if cmap.is_known(code):
+        return True
+    problems.append(Problem(UNKNOWN_LABEL, rel, f"{what} {code!r} is not one of {sorted(codes)}"))
+    return False

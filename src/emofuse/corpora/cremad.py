@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import CREMAD_CODES, get_class_map
-from ._files import audio_files, inside
-from .base import BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, register_corpus
+from ._files import audio_files, known_label, named_files
+from .base import Candidate, ParseResult, Problem, register_corpus
 from .csv_corpus import read_csv_rows
 
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
@@ -53,18 +53,11 @@ def parse_cremad(root: Path, class_map: str | None = None, **options: str) -> Pa
             gender[(row.get("ActorID") or "").strip()] = (row.get("Sex") or "").strip().lower()
     candidates: list[Candidate] = []
     problems: list[Problem] = []
-    for f in files:
-        rel = inside(root, f, problems)
-        if rel is None:
-            continue
-        m = _NAME.match(f.stem)
-        if not m or m.group(2) not in SENTENCES or m.group(4) not in LEVELS:
-            problems.append(Problem(BAD_NAME, rel, "expected ActorID_Sentence_Emotion_Level such as 1001_DFA_ANG_XX "
-                                                   "(see the CREMA-D README); rename or remove it"))
-            continue
+    expected = "expected ActorID_Sentence_Emotion_Level such as 1001_DFA_ANG_XX (see the CREMA-D README); rename or remove it"
+    for f, rel, m in named_files(root, files, _NAME, problems, expected,
+                                 lambda m: m.group(2) in SENTENCES and m.group(4) in LEVELS):
         actor, sentence, emotion, level = m.groups()
-        if not cmap.is_known(emotion):
-            problems.append(Problem(UNKNOWN_LABEL, rel, f"emotion code {emotion!r} is not one of {sorted(CREMAD_CODES)}"))
+        if not known_label(cmap, emotion, rel, problems, "emotion code", CREMAD_CODES):
             continue
         speaker = f"cremad_{actor}"
         candidates.append(Candidate(f.stem, rel, speaker, speaker, emotion, gender.get(actor, ""), SENTENCES[sentence],

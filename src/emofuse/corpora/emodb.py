@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import EMODB_CODES, get_class_map
-from ._files import audio_files, inside
-from .base import BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, register_corpus
+from ._files import audio_files, known_label, named_files
+from .base import Candidate, ParseResult, Problem, register_corpus
 
 _NAME = re.compile(r"^(\d\d)([ab]\d\d)([A-Z])([a-z])$")
 SPEAKERS = {"03": ("male", "31"), "08": ("female", "34"), "09": ("female", "21"), "10": ("male", "32"),
@@ -48,18 +48,12 @@ def parse_emodb(root: Path, class_map: str | None = None, **options: str) -> Par
         raise EmofuseError(f"{root}: no EmoDB audio found (expected wav/03a01Fa.wav ...); pass the EmoDB folder that holds wav/")
     candidates: list[Candidate] = []
     problems: list[Problem] = []
-    for f in files:
-        rel = inside(root, f, problems)
-        if rel is None:
-            continue
-        m = _NAME.match(f.stem)
-        if not m or m.group(1) not in SPEAKERS or m.group(2) not in TEXTS:
-            problems.append(Problem(BAD_NAME, rel, "expected SSTTTEV such as 03a01Fa (speaker 03..16, text a01..b10, "
-                                                   "emotion letter, version; see the EmoDB documentation); rename or remove it"))
-            continue
+    expected = ("expected SSTTTEV such as 03a01Fa (speaker 03..16, text a01..b10, emotion letter, version; see the "
+                "EmoDB documentation); rename or remove it")
+    for f, rel, m in named_files(root, files, _NAME, problems, expected,
+                                 lambda m: m.group(1) in SPEAKERS and m.group(2) in TEXTS):
         spk, text, emotion, version = m.groups()
-        if not cmap.is_known(emotion):
-            problems.append(Problem(UNKNOWN_LABEL, rel, f"emotion letter {emotion!r} is not one of {sorted(EMODB_CODES)}"))
+        if not known_label(cmap, emotion, rel, problems, "emotion letter", EMODB_CODES):
             continue
         gender, age = SPEAKERS[spk]
         speaker = f"emodb_{spk}"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import TESS_CODES, get_class_map
-from ._files import audio_files, inside
+from ._files import audio_files, named_files
 from .base import BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, register_corpus
 
 _NAME = re.compile(r"^(OAF|YAF)_(.+?)_(pleasant_surprised?|[a-z]+)$", re.IGNORECASE)
@@ -47,17 +47,10 @@ def parse_tess(root: Path, class_map: str | None = None, **options: str) -> Pars
         raise EmofuseError(f"{root}: no TESS audio found (expected OAF_angry/OAF_back_angry.wav ...); pass the TESS folder")
     candidates: list[Candidate] = []
     problems: list[Problem] = []
-    for f in files:
-        rel = inside(root, f, problems)
-        if rel is None:
-            continue
-        m = _NAME.match(f.stem)
-        if not m:
-            problems.append(Problem(BAD_NAME, rel, "expected OAF_<word>_<emotion> or YAF_<word>_<emotion> (see the TESS "
-                                                   "release); rename or remove it"))
-            continue
+    expected = "expected OAF_<word>_<emotion> or YAF_<word>_<emotion> (see the TESS release); rename or remove it"
+    for f, rel, m in named_files(root, files, _NAME, problems, expected):
         spk, word, emotion = m.group(1).upper(), m.group(2).lower(), _emotion(m.group(3))
-        if not cmap.is_known(emotion):
+        if not cmap.is_known(emotion):  # the message names the token as written, not the normalised code
             problems.append(Problem(UNKNOWN_LABEL, rel, f"emotion {m.group(3)!r} is not one of {sorted(TESS_CODES)}"))
             continue
         parts = f.parent.name.split("_", 1)
