@@ -85,3 +85,25 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env_extra: 
 # A small model and a short schedule: end-to-end tests check the pipeline, not accuracy.
 TINY = ["model.channels=[8,16,16]", "model.lstm_hidden=16", "model.lstm_layers=1", "data.batch_size=16",
         "train.max_epochs=1", "train.warmup_epochs=0", "data.feature_workers=1"]
+
+
+def assert_tables_whole(text: str) -> None:
+    """Every row of every Markdown table in ``text`` has its header's number of cells (an
+    escaped ``\\|`` inside a value is not a cell border): data never breaks a table."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|---"):
+            width = lines[i - 1].count("|") - lines[i - 1].count("\\|")
+            for row in lines[i + 1:]:
+                if not row.startswith("|"):
+                    break
+                assert row.count("|") - row.count("\\|") == width, row
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_manifest, tmp_path_factory):
+    """Folds 0 and 1 of the demo model, trained once for the predict, export, report and evaluate tests."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    r = run_cli("cv", "demo", f"data.manifest={synth_manifest}", *TINY, "--folds", "0,1", "--out", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return run

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conftest import TINY, run_cli
+from conftest import TINY, assert_tables_whole, run_cli
 from emofuse.metrics import HEADLINE, compute_metrics, summarize
 from emofuse.report import compare_runs, write_report
 
@@ -163,14 +163,7 @@ def test_compare_escapes_values_and_keeps_tables_whole(tmp_path):
     text = compare_runs([a, b], b=200)
     assert "<b>" not in text and "<script>" not in text and not re.search(r"(?<!\\)\]\(javascript:", text)
     assert "&lt;b&gt;bold&lt;/b&gt;" in text
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("|---"):
-            width = lines[i - 1].count("|") - lines[i - 1].count("\\|")
-            for row in lines[i + 1:]:
-                if not row.startswith("|"):
-                    break
-                assert row.count("|") - row.count("\\|") == width, row
+    assert_tables_whole(text)
 
 
 def test_compare_command_writes_its_table(tmp_path):

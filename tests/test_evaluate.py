@@ -12,15 +12,7 @@ from emofuse.evaluate import align_classes, evaluate
 from emofuse.manifest import read_manifest
 from emofuse.prepare import prepare
 
-from conftest import TINY, run_cli, tone
-
-
-@pytest.fixture(scope="module")
-def trained_run(synth_manifest, tmp_path_factory):
-    run = tmp_path_factory.mktemp("evaluate") / "run"
-    r = run_cli("cv", "demo", f"data.manifest={synth_manifest}", *TINY, "--folds", "0,1", "--out", str(run))
-    assert r.returncode == 0, r.stderr[-3000:]
-    return run
+from conftest import run_cli, tone
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,8 @@ import soundfile as sf
 import torch
 
 import emofuse
-from conftest import TINY, run_cli, tone
+from conftest import run_cli, tone
 from emofuse.errors import EmofuseError
-
-
-@pytest.fixture(scope="module")
-def trained_run(synth_manifest, tmp_path_factory):
-    run = tmp_path_factory.mktemp("predict") / "run"
-    r = run_cli("cv", "demo", f"data.manifest={synth_manifest}", *TINY, "--folds", "0,1", "--out", str(run))
-    assert r.returncode == 0, r.stderr[-3000:]
-    return run
 
 
 @pytest.fixture(scope="module")

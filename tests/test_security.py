@@ -22,7 +22,7 @@ import soundfile as sf
 import torch
 
 import emofuse
-from conftest import TINY, run_cli, tone
+from conftest import TINY, assert_tables_whole, run_cli, tone
 from emofuse.errors import EmofuseError
 from emofuse.prepare import prepare
 
@@ -218,26 +218,14 @@ def test_report_escapes_every_data_value(hostile_run, tmp_path):
         text = md.read_text()
         assert "<script" not in text and "<img" not in text and "<b>" not in text, md.name
         assert not re.search(r"(?<!\\)\]\(javascript:", text), f"{md.name}: a live link"
-        lines = text.splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("|") and not line.startswith("|---"):
-                if i + 1 < len(lines) and lines[i + 1].startswith("|---"):
-                    header = line.count("|") - line.count("\\|")
-                assert line.count("|") - line.count("\\|") == header, line
+        assert_tables_whole(text)
     # compare: the same for its table (and its file)
     r = run_cli("compare", str(run), "--out", str(tmp_path / "t.md"))
     assert r.returncode == 0, r.stderr[-2000:]
     table = (tmp_path / "t.md").read_text()
     assert "<b>" not in table and "&lt;b&gt;bold&lt;/b&gt;" in table
-    lines = table.splitlines()  # every row of every table has its header's number of cells
-    assert any(line.startswith("|---") for line in lines), table
-    for i, line in enumerate(lines):
-        if line.startswith("|---"):
-            width = lines[i - 1].count("|") - lines[i - 1].count("\\|")
-            for row in lines[i + 1:]:
-                if not row.startswith("|"):
-                    break
-                assert row.count("|") - row.count("\\|") == width, row
+    assert any(line.startswith("|---") for line in table.splitlines()), table
+    assert_tables_whole(table)
 
 
 @pytest.mark.browser
