@@ -1,9 +1,12 @@
-"""Shared by the benchmark scripts: the machine line, and RAVDESS + noise-bank preparation."""
+"""Shared by the benchmark scripts: the machine line, RAVDESS + noise-bank preparation, and the
+result records (``benchmarks/results/NAME.json``) that the README tables are rendered from."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -14,6 +17,89 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def commit() -> str:
+    """The checkout's short commit, with ``+dirty`` when tracked files differ from it ("unknown" outside git)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide which speed switches can pay off (Linux /proc/cpuinfo)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def peak_rss_mib() -> int:
+    """Peak resident memory of this process and of its finished children, in MiB (Linux: ru_maxrss in KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024)
+
+
+def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[str, ...] | None = None) -> Path | None:
+    """Write ``benchmarks/results/NAME.json`` (commit, date and machine added), unless a ``quick``
+    smoke run: those print but never replace a record.
+
+    With ``merge_on`` (fields of ``record["runs"]`` entries), runs of the existing record whose key
+    is not in this call are kept, so re-running one row (``--models resnet18``) updates that row
+    alone; every run carries its own commit and date."""
+    stamp = {"commit": commit(), "date": time.strftime("%Y-%m-%d")}
+    record = {"experiment": name, **stamp, "machine": machine(), **{k: v for k, v in record.items() if k != "experiment"}}
+    record["runs"] = [{**stamp, **r} for r in record.get("runs", [])]
+    if quick:
+        print(json.dumps(record, indent=2)[:4000])
+        return None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    if merge_on and path.is_file():
+        new_keys = {tuple(r.get(k) for k in merge_on) for r in record["runs"]}
+        kept = [r for r in json.loads(path.read_text()).get("runs", []) if tuple(r.get(k) for k in merge_on) not in new_keys]
+        record["runs"] = kept + record["runs"]
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
+    """What a record keeps of one finished CV run: its config, headline metrics (mean, std and per
+    fold), per-class F1 (mean and per fold), wall time, throughput and this process's peak memory."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    per_class_fold = {}
+    for f in summary.get("per_fold", []):
+        m = run_dir / f"fold_{f['fold']}" / "metrics.json"
+        if m.is_file():
+            per_class_fold[f["fold"]] = json.loads(m.read_text())["test"].get("per_class_f1")
+    cfg_path = run_dir / "config.yaml"
+    try:
+        run = str(run_dir.resolve().relative_to(REPO))
+    except ValueError:
+        run = run_dir.name
+    return {"run": run, "model": summary.get("model"), "modalities": summary.get("modalities"),
+            "classes": summary.get("classes"), "folds": f"{len(summary.get('folds_done', []))}/{summary.get('n_folds')}",
+            **{k: summary[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
+            "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"])} for f in summary.get("per_fold", [])],
+            "wall_seconds": summary.get("wall_seconds"), "train_utt_per_s": summary.get("train_utt_per_s"),
+            "peak_rss_mib": peak_rss_mib(),
+            "config": yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None, **extra}
 
 
 def machine() -> str:

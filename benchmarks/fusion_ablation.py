@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import machine as describe_machine
+from _common import machine as describe_machine, run_entry, write_record
 from emofuse.config import load_config
 from emofuse.prepare import prepare
 from emofuse.synth import SynthSpec, make_synthetic_corpus
@@ -43,15 +43,13 @@ def run(label: str, config: str, overrides: list[str], run_dir: Path) -> dict:
     cfg = load_config(config, overrides)
     t0 = time.time()
     s = run_cv(open_run(cfg, run_dir), progress=False)
-    return {"run": label, "config": config, "modalities": " + ".join(s["modalities"]), "folds": s["n_folds"],
-            **{k: s[k] for k in ("macro_f1", "ua", "wa")}, "wall_seconds": s["wall_seconds"],
-            "this_call_seconds": round(time.time() - t0, 1), "per_class_f1": s["per_class_f1"]}
+    return run_entry(s, run_dir, label=label, config_name=config, this_call_seconds=round(time.time() - t0, 1))
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| corpus | run | modalities | Macro-F1 | UA | WA | wall (s, all folds) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['corpus']} | {r['run']} | {r['modalities']} | " + " | ".join(
+        lines.append(f"| {r['corpus']} | {r['label']} | {' + '.join(r['modalities'])} | " + " | ".join(
             f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}" for k in ("macro_f1", "ua", "wa")) + f" | {r['wall_seconds']:.0f} |")
     return "\n".join(lines)
 
@@ -62,13 +60,17 @@ def main() -> int:
     ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--out", default=str(REPO / "bench_out" / "fusion"))
     ap.add_argument("--seed", type=int, default=0, help="synthetic corpus seed")
+    ap.add_argument("--quick", action="store_true", help="a smoke run (tiny corpus, 1 epoch); writes no record")
     args = ap.parse_args()
+    if args.quick:
+        RECIPE[:] = ["train.max_epochs=1", "data.batch_size=16", "cv.n_folds=2"]
+        args.out = str(Path(args.out) / "quick")
     out = Path(args.out)
     rows = []
     if "synthetic" in args.corpus:
         corpus, manifest = out / f"synth{args.seed}" / "corpus", out / f"synth{args.seed}" / "manifest"
         if not (corpus / "SYNTHETIC.json").is_file():
-            make_synthetic_corpus(corpus, SynthSpec(seed=args.seed))
+            make_synthetic_corpus(corpus, SynthSpec(seed=args.seed, **({"per_class": 2} if args.quick else {})))
         prepare("iemocap", corpus, manifest)
         for label, config, extra in SYNTH_RUNS:
             ov = [f"data.manifest={manifest}", *RECIPE, *extra, f"name={config}_synth{args.seed}"]
@@ -84,7 +86,7 @@ def main() -> int:
             manifest = out / f"ravdess{task}"
             prepare("ravdess", ravdess, manifest, class_map=f"ravdess{task}")
             ov = [f"data.manifest={manifest}", "train.max_epochs=20", "train.early_stopping_patience=6",
-                  f"name=text_mlp_ravdess{task}"]
+                  f"name=text_mlp_ravdess{task}", *(RECIPE if args.quick else [])]
             rows.append({"corpus": f"RAVDESS {task}-class (chance UA {1 / task:.3f})",
                          **run("text only (text_mlp, [CLS])", "text_mlp", ov, out / "runs" / f"ravdess{task}_text_mlp")})
             print(table(rows), file=sys.stderr)
@@ -94,6 +96,9 @@ def main() -> int:
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print(text)
+    path = write_record("fusion_ablation", {"command": "python benchmarks/fusion_ablation.py", "recipe": RECIPE,
+                                            "audio_encoder": AUDIO, "runs": rows}, quick=args.quick, merge_on=("corpus", "label"))
+    print(f"wrote {path}; now: python benchmarks/render_tables.py" if path else "quick run: no record written", file=sys.stderr)
     return 0
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import machine as describe_machine
+from _common import machine as describe_machine, run_entry, write_record
 from emofuse.config import load_config
 from emofuse.prepare import prepare
 from emofuse.training.run import open_run, run_cv
@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--tasks", default="4,8", help="class sets: 4 and/or 8")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--full-width", action="store_true", help="use the shipped model sizes (no CPU trimming)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run (2 folds, 1 epoch); writes no record")
     ap.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = ap.parse_args()
     ravdess, out = Path(args.ravdess), Path(args.out)
@@ -54,19 +55,23 @@ def main() -> int:
             overrides = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", f"train.max_epochs={args.epochs}",
                          "train.early_stopping_patience=6", "data.crop_seconds=3.0", f"name={model}_ravdess{task}",
                          *([] if args.full_width else CPU_SETTINGS.get(model, [])), *args.overrides]
+            if args.quick:
+                overrides += ["train.max_epochs=1", "cv.n_folds=2", "train.limit_train_batches=3", "train.limit_val_batches=2", f"name={model}_ravdess{task}_quick"]
             cfg = load_config(model, overrides)
-            run_dir = out / "runs" / f"{model}_ravdess{task}"
+            run_dir = out / "runs" / f"{model}_ravdess{task}{'_quick' if args.quick else ''}"
             t0 = time.time()
             summary = run_cv(open_run(cfg, run_dir), progress=False)
-            rows.append({"task": f"RAVDESS {task}-class", "model": model, "settings": " ".join(overrides[3:]),
-                         "run": str(run_dir), "resumed_seconds": round(time.time() - t0, 1), **{
-                             k: summary[k] for k in ("macro_f1", "ua", "wa", "train_utt_per_s", "wall_seconds")}})
+            rows.append(run_entry(summary, run_dir, task=f"RAVDESS {task}-class", settings=" ".join(overrides[3:]),
+                                  width="full" if args.full_width else "cpu", this_call_seconds=round(time.time() - t0, 1)))
             print(table(rows), file=sys.stderr)
     machine = describe_machine()
     text = f"Machine: {machine}\n\n{table(rows)}\n"
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print(text)
+    path = write_record("ravdess_audio_models", {"command": "python benchmarks/ravdess_audio_models.py", "epochs": args.epochs,
+                                                 "runs": rows}, quick=args.quick, merge_on=("task", "model", "width"))
+    print(f"wrote {path}; now: python benchmarks/render_tables.py" if path else "quick run: no record written", file=sys.stderr)
     return 0
 
 

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from _common import machine as describe_machine, noise_bank, ravdess_manifest
+from _common import machine as describe_machine, noise_bank, ravdess_manifest, run_entry, write_record
 from emofuse.config import load_config
 from emofuse.training.run import open_run, run_cv
 
@@ -38,6 +38,7 @@ def main() -> int:
     ap.add_argument("--policies", default="none,uniform,class_differentiated",
                     help=f"none, uniform, class_differentiated and the ablation rows {', '.join(VARIANTS)}")
     ap.add_argument("--noise-dir", help="MUSAN-layout folder (default: a synthetic bank under --out)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run (2 folds, 1 epoch, 3 batches); writes no record")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = ravdess_manifest(args.ravdess, out, 8)
@@ -47,23 +48,28 @@ def main() -> int:
     rows = []
     for policy in args.policies.split(","):
         common = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", *BASE]
+        quick = ["train.max_epochs=1", "cv.n_folds=2", "train.limit_train_batches=3", "train.limit_val_batches=2"] if args.quick else []
+        tag = "_quick" if args.quick else ""
         if policy == "none":  # the audio benchmark's run, shared
-            cfg = load_config("resnet18", [*common, "name=resnet18_ravdess8", "model.base_channels=32"])
-            run_dir = out / "runs" / "resnet18_ravdess8"
+            cfg = load_config("resnet18", [*common, f"name=resnet18_ravdess8{tag}", "model.base_channels=32", *quick])
+            run_dir = out / "runs" / f"resnet18_ravdess8{tag}"
         else:
             base, extra = VARIANTS.get(policy, (policy, []))
-            cfg = load_config("resnet18_augment", [*common, f"name=resnet18_ravdess8_{policy}", "model.base_channels=32",
-                                                   f"augment.policy={base}", f"augment.noise_dir={noise}", *extra])
-            run_dir = out / "runs" / f"resnet18_ravdess8_{policy}"
+            cfg = load_config("resnet18_augment", [*common, f"name=resnet18_ravdess8_{policy}{tag}", "model.base_channels=32",
+                                                   f"augment.policy={base}", f"augment.noise_dir={noise}", *extra, *quick])
+            run_dir = out / "runs" / f"resnet18_ravdess8_{policy}{tag}"
         s = run_cv(open_run(cfg, run_dir), progress=False)
-        rows.append({"policy": policy, "run": str(run_dir), **{k: s[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
-                     "folds": len(s["folds_done"]), "wall_seconds": s["wall_seconds"]})
+        rows.append(run_entry(s, run_dir, policy=policy))
         print(table(rows), file=sys.stderr)
     machine = describe_machine()
     text = f"Machine: {machine}; noise: {noise}\n\n{table(rows)}\n"
     (out / "augment_ablation.md").write_text(text)
     (out / "augment_ablation.json").write_text(json.dumps(rows, indent=2))
     print(text)
+    path = write_record("augment_ablation", {"command": "python benchmarks/ravdess_augment_ablation.py",
+                                             "noise": "synthetic MUSAN-layout bank, 8 files per kind" if not args.noise_dir else "MUSAN",
+                                             "runs": rows}, quick=args.quick, merge_on=("policy",))
+    print(f"wrote {path}; now: python benchmarks/render_tables.py" if path else "quick run: no record written", file=sys.stderr)
     return 0
 
 

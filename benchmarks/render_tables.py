@@ -45,7 +45,58 @@ def transcript_overlap(rec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"transcript_overlap": transcript_overlap}
+def _source(rec: dict, name: str) -> str:
+    commits = sorted({r.get("commit", rec["commit"]) for r in rec.get("runs", [])} or {rec["commit"]})
+    dates = sorted({r.get("date", rec["date"]) for r in rec.get("runs", [])} or {rec["date"]})
+    return (f"Record `benchmarks/results/{name}.json` (`{rec['command']}`; commit {', '.join(commits)}, "
+            f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}, {rec['machine']}).")
+
+
+def _f1s(r: dict) -> str:
+    return ", ".join(f"{c} {v['mean']:.2f}" for c, v in sorted(r["per_class_f1"].items(), key=lambda kv: -kv[1]["mean"]))
+
+
+def ravdess_audio_models(rec: dict) -> str:
+    lines = ["| task | model | width | folds | Macro-F1 | UA | WA | train utt/s | wall (s, sum of folds) | per-class F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rec["runs"], key=lambda r: (r["task"], -r["macro_f1"]["mean"])):
+        lines.append(f"| {r['task']} | `{r['model']}` | {r.get('width', '')} | {r['folds']} | {_pm(r['macro_f1'])} | {_pm(r['ua'])} | "
+                     f"{_pm(r['wa'])} | {r['train_utt_per_s']:.0f} | {r['wall_seconds']:.0f} | {_f1s(r)} |")
+    return "\n".join(lines) + "\n\n" + _source(rec, "ravdess_audio_models") + "\n"
+
+
+def augment_ablation(rec: dict) -> str:
+    lines = ["| policy | folds | Macro-F1 | UA | WA | per-class F1 |", "|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        lines.append(f"| {r['policy']} | {r['folds']} | {_pm(r['macro_f1'])} | {_pm(r['ua'])} | {_pm(r['wa'])} | {_f1s(r)} |")
+    return "\n".join(lines) + "\n\n" + _source(rec, "augment_ablation") + f" Noise: {rec.get('noise', '')}.\n"
+
+
+def fusion_ablation(rec: dict) -> str:
+    lines = ["| corpus | run | modalities | folds | Macro-F1 | UA | WA | wall (s, all folds) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        lines.append(f"| {r['corpus']} | {r['label']} | {' + '.join(r['modalities'])} | {r['folds']} | {_pm(r['macro_f1'])} | "
+                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {r['wall_seconds']:.0f} |")
+    return "\n".join(lines) + "\n\n" + _source(rec, "fusion_ablation") + "\n"
+
+
+def cpu_speed(rec: dict) -> str:
+    lines = ["| model | variant | ms per step | utt/s | speed-up vs fp32 |", "|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        if "error" in r:
+            lines.append(f"| `{r['model']}` | {r['variant']} | failed: {r['error']} | | |")
+        else:
+            lines.append(f"| `{r['model']}` | {r['variant']} | {1000 * r['median_step_s']:.0f} | {r['utt_per_s']:.1f} | "
+                         f"{r['speedup_vs_fp32']:.2f}x |")
+    flags = ", ".join(rec.get("cpu_flags", [])) or "none recorded"
+    return ("\n".join(lines) + f"\n\nA training step (forward, loss, backward, AdamW) on a batch of {rec['batch']} clips of "
+            f"{rec['seconds']:g} s, shipped model sizes, median of {rec['rounds']} interleaved rounds, {rec['threads']} threads; "
+            f"CPU flags: {flags}; 1-minute load average {rec['load_average']['before'][0]:g} before, "
+            f"{rec['load_average']['after'][0]:g} after on {rec['cores']} cores. " + _source(rec, "cpu_speed") + "\n")
+
+
+RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
+             "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed}
 
 
 def render(text: str) -> str:

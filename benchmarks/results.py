@@ -1,0 +1,100 @@
+"""Run (or resume) every benchmark experiment whose record the READMEs' tables are made from,
+then rewrite those tables (issue #23).
+
+Each experiment is a script in this folder that writes ``benchmarks/results/NAME.json`` (config,
+commit, machine, per-fold metrics, per-class F1, wall time, peak memory). Their CV runs are
+ordinary resumable run folders under ``bench_out/``: an interrupted call continues where it
+stopped, and a finished run is read back, not retrained.
+
+    python benchmarks/results.py --list                 # each experiment, its record's commit and date
+    python benchmarks/results.py                        # everything (hours on a 2-core CPU)
+    python benchmarks/results.py --only cpu_speed,fusion_ablation
+    python benchmarks/results.py --quick                # every script's smoke run; no record changes
+    python benchmarks/render_tables.py                  # tables only, from the committed records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    script: str
+    what: str
+    cost: str                      # on the 2-core reference CPU
+    args: tuple[str, ...] = ()
+    needs: tuple[str, ...] = field(default=())   # "ravdess", "pretrained"
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "cpu_speed": Experiment("cpu_speed.py", "training-step speed per model: fp32, bf16, channels_last, compile, threads",
+                            "~10 min"),
+    "transcript_overlap": Experiment("transcript_overlap.py", "text/fusion results under standard vs script-disjoint folds",
+                                     "~20 min"),
+    "fusion_ablation": Experiment("fusion_ablation.py", "audio, text, early fusion, cross-attention (synthetic + RAVDESS text)",
+                                  "~15 min", needs=("ravdess",)),
+    "ravdess_audio_models": Experiment("ravdess_audio_models.py", "3 audio models x RAVDESS 4/8-class, 6 speaker folds",
+                                       "~3.5 h", needs=("ravdess",)),
+    "augment_ablation": Experiment("ravdess_augment_ablation.py", "augmentation policies, resnet18, RAVDESS 8-class",
+                                   "~3 h", ("--policies", "none,uniform,class_differentiated,"
+                                            "class_differentiated_waveform_only,class_differentiated_specaugment_only"),
+                                   needs=("ravdess",)),
+}
+
+
+def record_line(name: str) -> str:
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return "no record yet"
+    rec = json.loads(path.read_text())
+    runs = rec.get("runs", [])
+    commits = sorted({r.get("commit", rec.get("commit")) for r in runs} or {rec.get("commit")})
+    return f"record: {len(runs)} run(s), commit {', '.join(map(str, commits))}, {rec.get('date')}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help=f"comma-separated experiments: {', '.join(EXPERIMENTS)}")
+    ap.add_argument("--list", action="store_true", help="list the experiments and their records; run nothing")
+    ap.add_argument("--quick", action="store_true", help="each script's smoke run (writes no record)")
+    args = ap.parse_args()
+    names = args.only.split(",") if args.only else list(EXPERIMENTS)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        print(f"unknown experiment(s) {unknown}; known: {', '.join(EXPERIMENTS)}", file=sys.stderr)
+        return 2
+    if args.list:
+        for n in names:
+            e = EXPERIMENTS[n]
+            print(f"{n:22s} {e.cost:>8s}  {e.what}\n{'':22s} {'':>8s}  python benchmarks/{e.script} {' '.join(e.args)}"
+                  f"\n{'':22s} {'':>8s}  {record_line(n)}")
+        return 0
+    failed = []
+    for n in names:
+        e = EXPERIMENTS[n]
+        cmd = [sys.executable, str(HERE / e.script), *e.args, *(["--quick"] if args.quick else [])]
+        print(f"== {n} ({e.cost}): {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+        t0 = time.time()
+        rc = subprocess.call(cmd, cwd=HERE)
+        print(f"== {n}: exit {rc} after {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+        if rc != 0:
+            failed.append(n)
+    if not args.quick:
+        subprocess.call([sys.executable, str(HERE / "render_tables.py")], cwd=HERE)
+    if failed:
+        print(f"failed: {', '.join(failed)} (their records are unchanged)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
