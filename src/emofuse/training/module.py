@@ -10,8 +10,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from ..augment import SpecAugment
-from ..features import Normalize
-from ..models import create_model, model_modalities
+from ..features import Normalize, model_args as feature_model_args
+from ..models import accepted_args, create_model, model_modalities
 
 
 def plain(value, where: str = "value"):
@@ -73,6 +73,8 @@ class EmotionModule(L.LightningModule):
         n = len(classes)
         self.modalities = model_modalities(model_name)
         sizes: dict = {"n_mels": n_mels} if "audio" in self.modalities else {}
+        if "audio" in self.modalities:  # e.g. n_layers of a multi-layer encoder's features, for models that take it
+            sizes.update(accepted_args(model_name, feature_model_args(frontend)))
         if "text" in self.modalities:
             if text_dim is None:
                 raise ValueError(f"model {model_name!r} reads text: text_dim is required")

@@ -34,6 +34,7 @@ from ..atomic import write_csv_atomic, write_text_atomic
 from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
+from ..models.ssl_weighted import report_layer_weights
 from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_stats, open_store
 from ..inference import _load_module, read_checkpoint
 from ..manifest import Manifest, read_manifest
@@ -395,6 +396,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
     best = ckdir / "best.ckpt" if (ckdir / "best.ckpt").is_file() else ckdir / "last.ckpt"
     device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
     best_module = _load_module(best, device)  # weights only, as emofuse.load: a checkpoint never runs code
+    report_layer_weights(best_module.model, fold_dir, (ctx.store.describe() or {}).get("layers"), f"fold {k} ")
     result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
               "checkpoint": best.resolve().relative_to(ctx.run_dir.resolve()).as_posix(),
               "best_epoch": _ckpt_epoch(best), "epochs_trained": trainer.current_epoch,
