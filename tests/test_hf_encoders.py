@@ -237,3 +237,53 @@ def test_ctranslate2_whisper_converts_to_transformers_with_the_same_encoder_outp
     got = HFEncoder(cfg.path(), cfg.layer_ids()).encode([w], cfg.chunk_samples(), 1)[0].reshape(-1, 5, 384)
     assert got.shape[0] == ref.shape[0]
     assert np.abs(got[:, -1] - ref).max() < 1e-3  # float32; measured 4e-5
+
+
+@pytest.mark.parametrize("kind", ["hubert", "whisper"])
+def test_fine_tuning_the_top_layers_trains_them_with_their_own_learning_rate(kind, encoders, tmp_path):
+    from emofuse.models import create_model
+    from emofuse.training.module import EmotionModule
+
+    path = encoders[kind]
+    cfg = feature_config({"kind": "hf_encoder", "model": str(path), "dtype": "float32"})
+    m = create_model("ssl_finetune", n_mels=48, n_classes=4, n_layers=3, encoder_path=str(path), encoder_layers=[0, 1, 2],
+                     unfreeze=1, encoder_lr=1e-5, hidden=16)
+    assert len(m.layers) == 1 and m.start == 1 and m.mix.n_layers == 3  # states 0, 1 cached, state 2 recomputed
+    w = tone(1.0, sr=SR, seed=2).astype(np.float32)
+    raw = torch.from_numpy(HFEncoder(cfg.path(), [0, 1, 2]).encode([w], cfg.chunk_samples(), 1)[0])[None]  # (1, T, 48)
+    lengths = torch.tensor([raw.shape[1]])
+    if kind == "hubert":  # the pretrained top layer on the cached input gives the cached output back
+        m.eval()
+        with torch.no_grad():
+            states = raw.view(1, -1, 3, 16)
+            again = m.layers[0](states[:, :, 1], attention_mask=torch.zeros(1, 1, raw.shape[1], raw.shape[1]))
+            again = again[0] if isinstance(again, tuple) else again
+        assert torch.allclose(again, states[:, :, 2], atol=1e-4)
+    m.train()
+    loss = m(raw.repeat(2, 1, 1), lengths.repeat(2)).sum()
+    loss.backward()
+    assert all(p.grad is not None for p in m.layers.parameters())  # the encoder layer is trained
+    module = EmotionModule("ssl_finetune", {"unfreeze": 1, "encoder_lr": 1e-5, "hidden": 16}, ["a", "b", "c", "d"], 48,
+                           lr=1e-3, frontend={**cfg.__dict__, "layers": [0, 1, 2]})
+    opt = module.configure_optimizers()["optimizer"]
+    assert sorted(g["lr"] for g in opt.param_groups) == [1e-5, 1e-3]
+    assert module.model._stats and module.model._stats[0] is module.norm  # raw states recovered from the fold's stats
+    with pytest.raises(EmofuseError, match="not cached"):
+        create_model("ssl_finetune", n_mels=16, n_classes=4, n_layers=1, encoder_path=str(path), encoder_layers=[2],
+                     unfreeze=1)
+
+
+def test_fine_tuning_runs_through_the_configs_and_predicts(encoders, synth_manifest, tmp_path):
+    run = tmp_path / "ft"
+    r = run_cli("train", "ssl_finetune", "--fold", "0", f"data.manifest={synth_manifest}",
+                f"features.model={encoders['hubert']}", "model.unfreeze=1", "model.encoder_lr=1e-4", "model.hidden=16",
+                "train.max_epochs=1", "train.warmup_epochs=0", "data.batch_size=16", "--out", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((run / "fold_0" / "layer_weights.json").read_text())["layers"] == [0, 1, 2]
+    clip = tmp_path / "c.wav"
+    sf.write(clip, tone(1.0, sr=SR, seed=7), SR)
+    r = run_cli("predict", str(run / "fold_0"), str(clip))
+    assert r.returncode == 0 and "c" in r.stdout, r.stderr[-2000:]
+    r = run_cli("train", "ssl_finetune", "--fold", "0", f"data.manifest={synth_manifest}",
+                f"features.model={encoders['wavlm']}", "--out", str(tmp_path / "wl"))
+    assert r.returncode == 2 and "use model=ssl_weighted for WavLM" in r.stderr

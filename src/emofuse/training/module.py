@@ -82,6 +82,8 @@ class EmotionModule(L.LightningModule):
         self.model = create_model(model_name, n_classes=n, **sizes, **model_kwargs)
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
+        if hasattr(self.model, "bind_input_stats"):  # pretrained layers inside the model read the raw features
+            self.model.bind_input_stats(self.norm)
         self.specaug = SpecAugment(spec_table) if spec_table and any(any(r) for r in spec_table) else None
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
@@ -149,7 +151,9 @@ class EmotionModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        # a model with fine-tuned pretrained layers gives them their own learning rate
+        params = self.model.param_groups(hp.lr) if hasattr(self.model, "param_groups") else self.parameters()
+        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return opt
         if hp.scheduler == "plateau":
