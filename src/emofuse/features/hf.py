@@ -308,7 +308,8 @@ class HFFeatureStore(CachedFeatures):
     def cost(self) -> str:
         per = self.bytes_per_second()
         return (f"{self.n_layers} layers x {self.spec['hidden']} dims in {self.cfg.dtype}: {per / 1e3:.1f} kB per second of "
-                f"audio per layer, {per * self.n_layers / 1e6:.2f} MB/s in all ({per * self.n_layers * 3600 / 1e9:.2f} GB per hour)")
+                f"audio per layer, {per * self.n_layers / 1e6:.2f} MB/s in all "
+                f"({per * self.n_layers * 3600 / 1e9:.2f} GB per hour)")
 
     def model(self) -> HFEncoder:
         if self._model is None:

@@ -47,8 +47,8 @@ class SSLFineTune(nn.Module):
     """
 
     def __init__(self, n_mels: int = 768, n_classes: int = 4, n_layers: int = 1, encoder_path: str = "",
-                 encoder_layers: list[int] | None = None, unfreeze: int | None = None, encoder_lr: float = 1e-5, hidden: int = 256,
-                 pooling: str = "attention", dropout: float = 0.2) -> None:
+                 encoder_layers: list[int] | None = None, unfreeze: int | None = None, encoder_lr: float = 1e-5,
+                 hidden: int = 256, pooling: str = "attention", dropout: float = 0.2) -> None:
         super().__init__()
         if pooling not in ("attention", "mean"):
             raise ValueError(f"pooling must be 'attention' or 'mean', not {pooling!r}")
@@ -139,7 +139,8 @@ class SSLFineTune(nn.Module):
 
 @register_model
 def ssl_finetune(n_mels: int = 768, n_classes: int = 4, n_layers: int = 1, encoder_path: str = "",
-                 encoder_layers: list[int] | None = None, unfreeze: int | None = None, encoder_lr: float = 1e-5, hidden: int = 256,
-                 pooling: Literal["attention", "mean"] = "attention", dropout: float = 0.2) -> SSLFineTune:
+                 encoder_layers: list[int] | None = None, unfreeze: int | None = None, encoder_lr: float = 1e-5,
+                 hidden: int = 256, pooling: Literal["attention", "mean"] = "attention",
+                 dropout: float = 0.2) -> SSLFineTune:
     return SSLFineTune(n_mels, n_classes, n_layers, encoder_path, encoder_layers, unfreeze, encoder_lr, hidden, pooling,
                        dropout)

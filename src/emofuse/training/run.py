@@ -34,12 +34,12 @@ from ..atomic import write_csv_atomic, write_text_atomic
 from ..augment import AugmentStore, FoldAugment, Policy, load_policy
 from ..config import dump_config
 from ..errors import EmofuseError
-from ..models.ssl_weighted import report_layer_weights
 from ..features import FeatureStore, WhisperFeatureStore, feature_config, fit_stats, open_store
 from ..inference import _load_module, read_checkpoint
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
+from ..models.ssl_weighted import report_layer_weights
 from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
 from ..subsets import overlap_lines, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
