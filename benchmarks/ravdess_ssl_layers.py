@@ -13,7 +13,7 @@ Writes ``benchmarks/results/ravdess_ssl_layers.json`` (rendered into the READMEs
 render_tables.py). Every step is resumable (converted folder, feature shards, run folders).
 
     python benchmarks/ravdess_ssl_layers.py                 # RAVDESS at ../shared/data/ravdess
-    python benchmarks/ravdess_ssl_layers.py --dry-run       # a small synthetic corpus, 2 folds, 1 epoch (checks the script)
+    python benchmarks/ravdess_ssl_layers.py --dry-run       # a small synthetic corpus, 1 epoch (checks the script)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from emofuse.training.run import frontend_config, open_run, run_cv
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"]
-DRY = ["train.max_epochs=1", "train.warmup_epochs=0", "cv.n_folds=2"]
+DRY = ["train.max_epochs=1", "train.warmup_epochs=0"]
 
 
 def _cache_bytes(store) -> int:
@@ -79,7 +79,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess_ssl"))
-    ap.add_argument("--dry-run", action="store_true", help="synthetic corpus, 2 folds, 1 epoch; the record stays in --out")
+    ap.add_argument("--dry-run", action="store_true", help="synthetic corpus (4 session folds), 1 epoch; the record stays in --out")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = _synthetic(out / "synth") if args.dry_run else ravdess_manifest(args.ravdess, out, 8)
