@@ -45,6 +45,22 @@ def transcript_overlap(rec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ravdess_ssl_layers(rec: dict) -> str:
+    lines = ["| model | Macro-F1 | UA | WA | features: seconds / cache MB | learned layer weights (mean over folds) |",
+             "|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        f = r["features"]
+        w = r.get("layer_weights")
+        weights = " ".join(f"{i}:{m:.2f}" for i, m in zip(w["layers"], w["mean"])) if w else "-"
+        feat = f"{f['seconds'] if f['seconds'] is not None else 'cached'} / {f['cache_mb']}"
+        lines.append(f"| `{r['model']}` | {_pm(r['macro_f1'])} | {_pm(r['ua'])} | {_pm(r['wa'])} | {feat} | {weights} |")
+    lines.append("")
+    lines.append(f"Record `benchmarks/results/ravdess_ssl_layers.json` ({rec['command']}; commit {rec['commit']}, "
+                 f"{rec['date']}, {rec['machine']}; {rec['corpus']}). Layer 0 is the input of the first encoder layer, "
+                 "4 the last layer's output.")
+    return "\n".join(lines) + "\n"
+
+
 def _source(rec: dict, name: str) -> str:
     commits = sorted({r.get("commit", rec["commit"]) for r in rec.get("runs", [])} or {rec["commit"]})
     dates = sorted({r.get("date", rec["date"]) for r in rec.get("runs", [])} or {rec["date"]})
@@ -96,7 +112,8 @@ def cpu_speed(rec: dict) -> str:
 
 
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
-             "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed}
+             "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
+             "ravdess_ssl_layers": ravdess_ssl_layers}
 
 
 def render(text: str) -> str:

@@ -51,7 +51,7 @@ def test_feature_config_validates_kind_and_keys():
 
     assert isinstance(feature_config({"n_mels": 80}), FrontendConfig)
     assert isinstance(feature_config({"kind": "whisper_encoder", "model": "tiny.en"}), WhisperFeatureConfig)
-    with pytest.raises(EmofuseError, match="features.kind must be one of"):
+    with pytest.raises(EmofuseError, match="features.kind=wav2vec: must be one of"):
         feature_config({"kind": "wav2vec"})
     with pytest.raises(EmofuseError, match=r"unknown keys \['n_mels'\] for kind whisper_encoder"):
         feature_config({"kind": "whisper_encoder", "n_mels": 64})

@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, default=0, help="CPU threads (0: CTranslate2's default)")
     q.add_argument("--column", default="text_asr", help="manifest column to fill")
 
+    q = add("convert-whisper", "Convert a CTranslate2 Whisper folder into a transformers WhisperModel folder (offline).", """
+        emofuse convert-whisper tiny.en models/whisper-tiny.en-hf
+        emofuse cv ssl_weighted data.manifest=data/ravdess8 features.model=models/whisper-tiny.en-hf
+        """)
+    q.add_argument("ct2_dir", help="tiny.en (packaged) or a local CTranslate2 Whisper folder")
+    q.add_argument("out_dir")
+
     for name, help_, ex in (
         ("cv", "Run every fold of a speaker-independent cross-validation and summarise it.", """
             emofuse cv resnet18 data.manifest=data/ravdess8
@@ -445,6 +452,12 @@ def _dispatch(args) -> int:
                                 args.threads, args.language, args.column, progress=sys.stderr.isatty())
         print(f"{r.manifest}: column {r.column}: {r.transcribed} transcribed, {r.cached} from {r.side_file}"
               + (f"; WER against the manual 'text' column {r.wer_vs_manual:.3f}" if r.wer_vs_manual is not None else ""))
+        return 0
+    if args.command == "convert-whisper":
+        from .pretrained.convert import convert_whisper
+
+        print(f"{convert_whisper(args.ct2_dir, args.out_dir)}: transformers Whisper folder (every encoder layer: "
+              f"features.kind=hf_encoder features.model={args.out_dir})")
         return 0
     if args.command == "features":
         from .config import apply_overrides, load_config

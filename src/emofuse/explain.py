@@ -174,7 +174,7 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
         kind, sal = "gradient x input", frame_saliency(module, inputs, t)
     fe = predictor.frontend
     return Explanation(utt, kind, predictor.classes[pred], predictor.classes[t], logmel, sal, token_map, tokens,
-                       "log-mel" if fe.kind == "logmel" else "Whisper encoder frames", fe.cfg.hop_length / fe.cfg.sample_rate)
+                       fe.what, fe.cfg.hop_length / fe.cfg.sample_rate)
 
 
 def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float | None = None) -> Path:

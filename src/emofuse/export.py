@@ -23,7 +23,7 @@ from torch import nn
 from . import __version__
 from .atomic import replace_into
 from .errors import EmofuseError
-from .features import WhisperFeatureConfig, feature_config
+from .features import feature_config, kind_of
 
 FORMATS = ("torchscript", "onnx")
 
@@ -92,7 +92,7 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
     names = input_names(module)
     fixed = fmt == "onnx" and any(isinstance(m, nn.MultiheadAttention) for m in graph.modules())
     fe = feature_config(module.hparams.get("frontend"))
-    whisper = isinstance(fe, WhisperFeatureConfig)
+    kind = kind_of(fe)  # the registered front end: what x is and how to compute it
     hop = fe.hop_length / fe.sample_rate
     frames = int(round(window_seconds / hop)) + 1
     tokens = int((module.hparams.get("text") or {}).get("max_tokens", 64))
@@ -127,8 +127,7 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
     sidecar = {
         "emofuse_version": __version__, "format": fmt, "file": path.name, "checkpoint": str(ckpts[fold]),
         "model": hp["model_name"], "classes": list(hp["classes"]), "modalities": list(module.modalities),
-        "inputs": {n: {"x": ("(batch, frames, d_model) float32 Whisper encoder outputs (20 ms frames), zero past each length"
-                             if whisper else "(batch, frames, n_mels) float32 log-mel in dB, zero past each length"),
+        "inputs": {n: {"x": kind.frame,
                        "lengths": "(batch,) int64 valid frames", "text": "(batch, tokens, dim) float32 token embeddings",
                        "text_lengths": "(batch,) int64 valid tokens"}[n] for n in names},
         "output": "probs (batch, n_classes) float32, softmax over classes in the order of 'classes'",
@@ -137,11 +136,7 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, fold: int = 
         "note": ("pad x to fixed_frames / text to fixed_tokens with zeros and pass the real lengths" if fixed else
                  "any number of frames and tokens; an ONNX graph may drop an input the model does not use "
                  "(e.g. text_lengths with [CLS] pooling): feed only the inputs the session lists"),
-        "frontend": {**(hp.get("frontend") or {}), "recipe": (
-            "mono 16 kHz in 30 s chunks through the frozen CTranslate2 Whisper encoder named by 'model' "
-            "(emofuse.pretrained.WhisperModel.encode), trimmed to one frame per 20 ms of audio" if whisper else
-            "mono, resample to sample_rate; power mel spectrogram (Hann window of win_length in n_fft, hop_length, "
-            "Slaney mel unless htk); 10*log10(max(amin, S)); floor at max - top_db (per clip)")},
+        "frontend": {**(hp.get("frontend") or {}), "kind": kind.name, "recipe": kind.recipe},
         "normalisation": "inside the graph (z-score with the fold's training statistics)",
         "text_encoder": hp.get("text"),
     }

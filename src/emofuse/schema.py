@@ -319,17 +319,14 @@ def coerce_group(group: str, cls, given: dict | None, fill: bool = True) -> dict
 
 def check_features(given: dict | None) -> dict:
     """``features:``: keys and types from the front end's settings dataclass, then its own parser."""
-    from .features import feature_config
-    from .features.frontend import KINDS, LOGMEL
+    from .features import feature_config, feature_kind
+    from .features.frontend import LOGMEL
     from .features.logmel import FrontendConfig
-    from .features.whisper import WhisperFeatureConfig
 
     if not isinstance(given, dict):
         raise EmofuseError(f"features: must be a mapping of keys (got {_yaml(given)}); start the file with 'defaults: [default]'")
     kind = given.get("kind", LOGMEL)
-    if kind not in KINDS:
-        raise EmofuseError(f"features.kind={_yaml(kind)}: must be one of {list(KINDS)}{closest(kind, KINDS)}")
-    cls = WhisperFeatureConfig if kind != LOGMEL else FrontendConfig
+    cls = feature_kind(kind).config  # an unknown kind fails with the registered ones
     fields = {f.name: f for f in dataclasses.fields(cls)}
     known = set(fields) | {"kind"}
     refuse_unknown("features", given, known)
@@ -355,8 +352,8 @@ def check_features(given: dict | None) -> dict:
             raise EmofuseError(f"features.top_db={cfg.top_db}: must be positive, or null for no floor")
         if cfg.amin <= 0:
             raise EmofuseError(f"features.amin={cfg.amin}: must be positive (e.g. features.amin=1e-10)")
-    elif cfg.threads < 0:
-        raise EmofuseError(f"features.threads={cfg.threads}: must be 0 (CTranslate2's default) or more")
+    else:
+        feature_kind(kind).check(cfg)
     return out
 
 
@@ -401,12 +398,9 @@ def check_augment(given: dict | None) -> dict | None:
 
 def feature_dim(features: dict) -> int:
     """Feature size per frame the model will see (mel bands, or the Whisper encoder's width)."""
-    from .features.frontend import LOGMEL
-    from .features.logmel import FrontendConfig
+    from .features import feature_kind
 
-    if features.get("kind", LOGMEL) == LOGMEL:
-        return int(features.get("n_mels", FrontendConfig.n_mels))
-    return 384  # Whisper tiny.en; only used for the dry build of the model
+    return feature_kind(features.get("kind")).dry_dim(features)  # only used for the dry build of the model
 
 
 # -- the entry point -------------------------------------------------------------------------------

@@ -247,12 +247,14 @@ def _save_rows(path: Path, arrays: list[np.ndarray], rows: int) -> None:
     dims = {a.shape[1:] for a in arrays}
     if len(dims) != 1:
         raise ValueError(f"arrays of one shard must share their dim, got {sorted(dims)}")
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+    # float16 arrays stay float16 (a cache that asked for half the disk); everything else is float32
+    dtype = np.float16 if arrays and all(a.dtype == np.float16 for a in arrays) else np.float32
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
               "shape": (rows, *dims.pop())}
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)
         for a in arrays:
-            fh.write(np.ascontiguousarray(a, dtype=np.float32).data)
+            fh.write(np.ascontiguousarray(a, dtype=dtype).data)
 
 
 def _compute_and_write(args: tuple[Callable, str, list[str], object]) -> tuple[int, list[str], list[int]]:

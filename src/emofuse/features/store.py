@@ -19,6 +19,7 @@ from ..audio import audio_seconds, read_audio_unless_longer, stream_audio
 from ..heap import hold_freed_memory
 from ..shards import ShardedArrays, uses_processes
 from .logmel import FrontendConfig, LogMel
+from .registry import FeatureKind, register_feature
 
 SHARD_UTTERANCES = 256  # most files per shard (one worker job)
 DECODE_CHUNK = 32  # waveforms a worker holds at once
@@ -169,3 +170,25 @@ class FeatureStore(CachedFeatures):
         with tqdm(total=len(items), desc="log-mel features", unit="utt", disable=not progress) as bar:
             self.arrays.fill(_extract_files, jobs, workers, bar.update)
         return len(items)
+
+
+def _logmel_encoder(cfg: FrontendConfig):
+    frontend = LogMel(cfg)
+
+    def encode(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = torch.zeros(len(waves), max(len(w) for w in waves))
+        for i, w in enumerate(waves):
+            batch[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+        with torch.no_grad():
+            return frontend(batch, torch.tensor([len(w) for w in waves]))
+
+    return encode
+
+
+register_feature(FeatureKind(
+    name="logmel", config=FrontendConfig, store=FeatureStore, encoder=_logmel_encoder, what="log-mel",
+    frame="(batch, frames, n_mels) float32 log-mel in dB, zero past each length",
+    recipe=("mono, resample to sample_rate; power mel spectrogram (Hann window of win_length in n_fft, hop_length, "
+            "Slaney mel unless htk); 10*log10(max(amin, S)); floor at max - top_db (per clip)"),
+    min_samples=lambda cfg: cfg.win_length,
+    dry_dim=lambda d: int(d.get("n_mels", FrontendConfig.n_mels))))

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..audio import read_audio
 from ..shards import ShardedArrays
+from .registry import FeatureKind, pad_sequences, register_feature
 from .store import CachedFeatures
 
 KIND = "whisper_encoder"
@@ -115,3 +116,28 @@ class WhisperFeatureStore(CachedFeatures):
             return self.arrays.store_stream(chunks(), SHARD_UTTERANCES, on_chunk=bar.update)
         finally:
             bar.close()
+
+
+def _whisper_encoder(cfg: WhisperFeatureConfig):
+    import torch
+
+    model = cfg.load_model()
+    return lambda waves: pad_sequences([torch.from_numpy(f) for f in model.encode(waves, cfg.batch_size)])
+
+
+register_feature(FeatureKind(
+    name=KIND, config=WhisperFeatureConfig, store=WhisperFeatureStore, encoder=_whisper_encoder,
+    what="Whisper encoder frames",
+    frame="(batch, frames, d_model) float32 Whisper encoder outputs (20 ms frames), zero past each length",
+    recipe=("mono 16 kHz in 30 s chunks through the frozen CTranslate2 Whisper encoder named by 'model' "
+            "(emofuse.pretrained.WhisperModel.encode), trimmed to one frame per 20 ms of audio"),
+    min_samples=lambda cfg: 400,
+    dry_dim=lambda d: 384,  # Whisper tiny.en; only used for the dry build of the model
+    check=lambda cfg: _check(cfg)))
+
+
+def _check(cfg: WhisperFeatureConfig) -> None:
+    from ..errors import EmofuseError
+
+    if cfg.threads < 0:
+        raise EmofuseError(f"features.threads={cfg.threads}: must be 0 (CTranslate2's default) or more")

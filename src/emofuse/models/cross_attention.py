@@ -56,6 +56,8 @@ class CrossAttentionFusion(nn.Module):
         dim, heads, depth: the cross-attention stack.
         direction: ``both``, ``audio_to_text`` (audio queries text) or ``text_to_audio``.
         dropout, hidden: regularisation and classifier width.
+        n_layers: layers per frame of multi-layer encoder features (set by the run), for an
+            audio encoder with a layer axis (``ssl_weighted``).
 
     Shapes:
         x: (B, T, F); lengths: (B,); text: (B, L, text_dim); text_lengths: (B,).
@@ -67,12 +69,12 @@ class CrossAttentionFusion(nn.Module):
 
     def __init__(self, n_mels: int = 64, n_classes: int = 4, text_dim: int = 384, audio_encoder: str = "audio_transformer",
                  audio: dict | None = None, dim: int = 128, heads: int = 4, depth: int = 1, direction: str = "both",
-                 dropout: float = 0.1, hidden: int = 256) -> None:
+                 dropout: float = 0.1, hidden: int = 256, n_layers: int = 1) -> None:
         super().__init__()
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
         self.direction = direction
-        self.audio = create_audio_encoder(audio_encoder, n_mels, audio, pooled=False)
+        self.audio = create_audio_encoder(audio_encoder, n_mels, audio, pooled=False, runtime={"n_layers": n_layers})
         self.proj_a = nn.Sequential(nn.Linear(self.audio.out_dim, dim), nn.LayerNorm(dim))
         self.proj_t = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
         self.a2t = nn.ModuleList([CrossBlock(dim, heads, dropout) for _ in range(depth)]) if direction != "text_to_audio" else None
@@ -114,5 +116,6 @@ class CrossAttentionFusion(nn.Module):
 def cross_attention(n_mels: int = 64, n_classes: int = 4, text_dim: int = 384, audio_encoder: str = "audio_transformer",
                     audio: dict | None = None, dim: int = 128, heads: int = 4, depth: int = 1,
                     direction: Literal["both", "audio_to_text", "text_to_audio"] = "both", dropout: float = 0.1,
-                    hidden: int = 256) -> CrossAttentionFusion:
-    return CrossAttentionFusion(n_mels, n_classes, text_dim, audio_encoder, audio, dim, heads, depth, direction, dropout, hidden)
+                    hidden: int = 256, n_layers: int = 1) -> CrossAttentionFusion:
+    return CrossAttentionFusion(n_mels, n_classes, text_dim, audio_encoder, audio, dim, heads, depth, direction, dropout,
+                                hidden, n_layers)

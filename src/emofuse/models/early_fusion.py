@@ -24,6 +24,8 @@ class EarlyFusion(nn.Module):
         audio: that model's constructor arguments.
         text_pooling: ``cls`` or ``mean``.
         hidden, dropout: the fusion MLP.
+        n_layers: layers per frame of multi-layer encoder features (set by the run); an audio
+            encoder with a layer axis (``ssl_weighted``) learns their weighting.
 
     Shapes:
         x: (B, T, F) z-scored log-mel; lengths: (B,) frames; text: (B, L, text_dim) tokens;
@@ -31,9 +33,10 @@ class EarlyFusion(nn.Module):
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 4, text_dim: int = 384, audio_encoder: str = "resnet18",
-                 audio: dict | None = None, text_pooling: str = "cls", hidden: int = 256, dropout: float = 0.3) -> None:
+                 audio: dict | None = None, text_pooling: str = "cls", hidden: int = 256, dropout: float = 0.3,
+                 n_layers: int = 1) -> None:
         super().__init__()
-        self.audio = create_audio_encoder(audio_encoder, n_mels, audio, pooled=True)
+        self.audio = create_audio_encoder(audio_encoder, n_mels, audio, pooled=True, runtime={"n_layers": n_layers})
         self.text_pooling = text_pooling
         pool_text(torch.zeros(1, 1, 1), torch.ones(1, dtype=torch.long), text_pooling)  # validates the name
         da = self.audio.out_dim
@@ -54,5 +57,5 @@ class EarlyFusion(nn.Module):
 @register_model(modalities=("audio", "text"))
 def early_fusion(n_mels: int = 64, n_classes: int = 4, text_dim: int = 384, audio_encoder: str = "resnet18",
                  audio: dict | None = None, text_pooling: Literal["cls", "mean"] = "cls", hidden: int = 256,
-                 dropout: float = 0.3) -> EarlyFusion:
-    return EarlyFusion(n_mels, n_classes, text_dim, audio_encoder, audio, text_pooling, hidden, dropout)
+                 dropout: float = 0.3, n_layers: int = 1) -> EarlyFusion:
+    return EarlyFusion(n_mels, n_classes, text_dim, audio_encoder, audio, text_pooling, hidden, dropout, n_layers)

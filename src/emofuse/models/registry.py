@@ -61,16 +61,18 @@ def create_model(name: str, **kwargs) -> nn.Module:
         raise EmofuseError(f"model {name!r}: bad arguments in the config's model section ({exc})") from None
 
 
-def create_audio_encoder(name: str, n_mels: int, kwargs: dict | None = None, pooled: bool = True) -> nn.Module:
+def create_audio_encoder(name: str, n_mels: int, kwargs: dict | None = None, pooled: bool = True,
+                         runtime: dict | None = None) -> nn.Module:
     """A registered audio model used as the audio side of a fusion model.
 
     Its classifier head is removed (the fusion model has its own); with ``pooled=False`` its
     pooling module is removed too, because the fusion model pools the frame/patch sequence
-    itself (unused parameters would break DDP).
+    itself (unused parameters would break DDP). ``runtime``: arguments the features decide
+    (``n_layers``), given to the encoder when its constructor takes them.
     """
     if name not in _MODELS or _MODALITIES[name] != ("audio",):
         raise EmofuseError(f"audio_encoder={name!r} is not a registered audio model; choose one of {list_models('audio', only=True)}")
-    enc = create_model(name, n_mels=n_mels, n_classes=2, **(kwargs or {}))
+    enc = create_model(name, n_mels=n_mels, n_classes=2, **accepted_args(name, runtime or {}), **(kwargs or {}))
     enc.head = nn.Identity()
     if not pooled and isinstance(getattr(enc, "attn", None), nn.Module):
         enc.attn = None
@@ -78,7 +80,13 @@ def create_audio_encoder(name: str, n_mels: int, kwargs: dict | None = None, poo
 
 
 # Set by the run from the features, the manifest and the text encoder; never from the config.
-RUNTIME_ARGS = ("n_mels", "n_classes", "text_dim")
+RUNTIME_ARGS = ("n_mels", "n_classes", "text_dim", "n_layers", "encoder_path", "encoder_layers")
+
+
+def accepted_args(name: str, available: dict) -> dict:
+    """The runtime arguments (from the features: ``n_layers``, ...) that model ``name``'s constructor takes."""
+    params = inspect.signature(_MODELS[name]).parameters if name in _MODELS else {}
+    return {k: v for k, v in available.items() if k in params}
 
 
 def check_model_config(model: dict, n_mels: int = 64) -> dict:

@@ -10,8 +10,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from ..augment import SpecAugment
-from ..features import Normalize
-from ..models import create_model, model_modalities
+from ..features import Normalize, model_args as feature_model_args
+from ..models import accepted_args, create_model, model_modalities
 
 
 def plain(value, where: str = "value"):
@@ -73,6 +73,8 @@ class EmotionModule(L.LightningModule):
         n = len(classes)
         self.modalities = model_modalities(model_name)
         sizes: dict = {"n_mels": n_mels} if "audio" in self.modalities else {}
+        if "audio" in self.modalities:  # e.g. n_layers of a multi-layer encoder's features, for models that take it
+            sizes.update(accepted_args(model_name, feature_model_args(frontend)))
         if "text" in self.modalities:
             if text_dim is None:
                 raise ValueError(f"model {model_name!r} reads text: text_dim is required")
@@ -80,6 +82,8 @@ class EmotionModule(L.LightningModule):
         self.model = create_model(model_name, n_classes=n, **sizes, **model_kwargs)
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
+        if hasattr(self.model, "bind_input_stats"):  # pretrained layers inside the model read the raw features
+            self.model.bind_input_stats(self.norm)
         self.specaug = SpecAugment(spec_table) if spec_table and any(any(r) for r in spec_table) else None
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
@@ -147,7 +151,9 @@ class EmotionModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        # a model with fine-tuned pretrained layers gives them their own learning rate
+        params = self.model.param_groups(hp.lr) if hasattr(self.model, "param_groups") else self.parameters()
+        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return opt
         if hp.scheduler == "plateau":

@@ -39,6 +39,7 @@ from ..inference import _load_module, read_checkpoint
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
+from ..models.ssl_weighted import report_layer_weights
 from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
 from ..subsets import overlap_lines, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
@@ -395,6 +396,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
     best = ckdir / "best.ckpt" if (ckdir / "best.ckpt").is_file() else ckdir / "last.ckpt"
     device = torch.device("cuda" if torch.cuda.is_available() and tr.get("accelerator", "auto") != "cpu" else "cpu")
     best_module = _load_module(best, device)  # weights only, as emofuse.load: a checkpoint never runs code
+    report_layer_weights(best_module.model, fold_dir, (ctx.store.describe() or {}).get("layers"), f"fold {k} ")
     result = {"fold": k, "test_groups": split.test_groups, "speakers": split.speakers,
               "checkpoint": best.resolve().relative_to(ctx.run_dir.resolve()).as_posix(),
               "best_epoch": _ckpt_epoch(best), "epochs_trained": trainer.current_epoch,

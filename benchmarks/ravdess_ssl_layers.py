@@ -1,0 +1,121 @@
+"""Benchmark: Whisper tiny.en on RAVDESS 8-class, last layer versus every layer weighted (issue #19).
+
+1. ``emofuse convert-whisper tiny.en`` (the packaged CTranslate2 weights) into a transformers
+   folder, once.
+2. Features, timed, with their cache size: the CTranslate2 encoder's last layer
+   (``whisper_encoder``, float32) and every hidden state of the converted model (``hf_encoder``,
+   5 states x 384, float16).
+3. The 6 speaker folds: ``whisper_mlp`` on the last layer versus ``ssl_weighted`` on all layers,
+   same training settings (those of ravdess_whisper.py: 20 epochs max, patience 6, 3 s crops).
+   Macro-F1 / UA / WA mean +- std over folds, and the learned layer weights (mean over folds).
+
+Writes ``benchmarks/results/ravdess_ssl_layers.json`` (rendered into the READMEs by
+render_tables.py). Every step is resumable (converted folder, feature shards, run folders).
+
+    python benchmarks/ravdess_ssl_layers.py                 # RAVDESS at ../shared/data/ravdess
+    python benchmarks/ravdess_ssl_layers.py --dry-run       # a small synthetic corpus, 1 epoch (checks the script)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import machine as describe_machine, ravdess_manifest
+from emofuse.config import load_config
+from emofuse.features import open_store
+from emofuse.manifest import read_manifest
+from emofuse.pretrained.convert import convert_whisper
+from emofuse.training.run import frontend_config, open_run, run_cv
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"]
+DRY = ["train.max_epochs=1", "train.warmup_epochs=0"]
+
+
+def _cache_bytes(store) -> int:
+    return sum(p.stat().st_size for p in Path(store.dir).glob("shard-*.npy"))
+
+
+def _features(cfg, manifest: Path, cache: Path) -> dict:
+    m = read_manifest(manifest)
+    store = open_store(cache, frontend_config(cfg))
+    t0 = time.time()
+    n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], progress=False)
+    return {"computed": n, "seconds": round(time.time() - t0, 1) if n else None, "cache_mb": round(_cache_bytes(store) / 1e6, 1),
+            "audio_seconds": round(float(m.df["duration"].sum()), 1), "dim": store.dim, "folder": store.dir.name}
+
+
+def _synthetic(out: Path) -> Path:
+    from emofuse.prepare import prepare
+    from emofuse.synth import SynthSpec, make_synthetic_corpus
+
+    if not (out / "manifest" / "manifest.csv").is_file():
+        make_synthetic_corpus(out / "corpus", SynthSpec(sessions=4, per_class=1, extra_fraction=0.0, min_seconds=0.8,
+                                                        max_seconds=1.2, seed=3))
+        prepare("iemocap", out / "corpus", out / "manifest", workers=1)
+    return out / "manifest"
+
+
+def _summary_row(name: str, s: dict, run: Path, feats: dict) -> dict:
+    row = {"model": name, **{k: {"mean": s[k]["mean"], "std": s[k]["std"]} for k in ("macro_f1", "ua", "wa")},
+           "folds": s.get("folds"), "features": feats}
+    weights = [json.loads(p.read_text()) for p in sorted(run.glob("fold_*/layer_weights.json"))]
+    if weights:
+        w = np.array([x["weights"] for x in weights])
+        row["layer_weights"] = {"layers": weights[0]["layers"], "mean": np.round(w.mean(0), 4).tolist(),
+                                "std": np.round(w.std(0), 4).tolist()}
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess_ssl"))
+    ap.add_argument("--dry-run", action="store_true", help="synthetic corpus (4 session folds), 1 epoch; the record stays in --out")
+    args = ap.parse_args()
+    out = Path(args.out)
+    manifest = _synthetic(out / "synth") if args.dry_run else ravdess_manifest(args.ravdess, out, 8)
+    if manifest is None:
+        return 2
+    train = DRY if args.dry_run else BASE
+    cache = out / "cache"
+    hf = out / "models" / "whisper-tiny.en-hf"
+    if not (hf / "model.safetensors").is_file():
+        convert_whisper("tiny.en", hf)
+
+    rows = []
+    for name, exp, extra in (("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", []),
+                             ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", [f"features.model={hf}"])):
+        cfg = load_config(exp, [f"data.manifest={manifest}", f"data.cache_dir={cache}", *train, f"name={exp}_ravdess8", *extra])
+        feats = _features(cfg, manifest, cache)
+        print(f"{exp}: features {feats}", file=sys.stderr)
+        run = out / "runs" / f"{exp}_ravdess8{'_dry' if args.dry_run else ''}"
+        s = run_cv(open_run(cfg, run), progress=False)
+        rows.append(_summary_row(name, s, run, feats))
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    record = {"command": "python benchmarks/ravdess_ssl_layers.py" + (" --dry-run" if args.dry_run else ""),
+              "commit": commit, "date": datetime.date.today().isoformat(), "machine": describe_machine(),
+              "corpus": "synthetic (dry run)" if args.dry_run else "RAVDESS 8-class, 6 speaker folds",
+              "training": train, "runs": rows}
+    target = (out if args.dry_run else REPO / "benchmarks" / "results") / "ravdess_ssl_layers.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=2) + "\n")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import ravdess_ssl_layers
+
+    print(ravdess_ssl_layers(record))
+    print(f"record: {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
