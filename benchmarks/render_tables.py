@@ -45,6 +45,33 @@ def transcript_overlap(rec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def serve_load(rec: dict) -> str:
+    svc = rec["service"]
+    lines = ["| requests | in flight | service concurrency / queue | failed | p50 latency | p95 latency | throughput "
+             "| server memory (idle / peak PSS) |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| {rec['requests']} | {rec['clients']} | {svc['concurrency']} / {svc['queue']} | {rec['failed']} | "
+             f"{rec['p50_ms']:.0f} ms | {rec['p95_ms']:.0f} ms | {rec['throughput_rps']:.1f} req/s | "
+             f"{rec['server_idle_mib']} / {rec['server_peak_mib']} MiB |",
+             "",
+             f"Record `benchmarks/results/serve_load.json` ({rec['command']}; commit {rec['commit']}, {rec['date']}, "
+             f"{rec['machine']}; machine load average {rec['load_avg'][0]} / {rec['load_avg'][1]} before / after, shared with "
+             f"other jobs). Model: {rec['model']}; each request one {rec['clip']}, over loopback."]
+    return "\n".join(lines) + "\n"
+
+
+def timeline_rtf(rec: dict) -> str:
+    lines = ["| audio | speech segments | processing time | real-time factor | peak memory (before the file) |",
+             "|---|---|---|---|---|",
+             f"| {rec['audio_s'] / 60:.0f} min ({rec['speech_s'] / 60:.0f} min speech) | {rec['segments']} | "
+             f"{rec['wall_s']:.0f} s | {rec['rtf']:.4f} | {rec['peak_mib']} MiB ({rec['before_mib']} MiB) |",
+             "",
+             f"Record `benchmarks/results/timeline_rtf.json` ({rec['command']}; commit {rec['commit']}, {rec['date']}, "
+             f"{rec['machine']}, {rec['torch_threads']} torch threads; machine load average {rec['load_avg'][0]} / "
+             f"{rec['load_avg'][1]} before / after, shared with other jobs). Model: {rec['model']}. File: {rec['file']}."]
+    return "\n".join(lines) + "\n"
+
+
 def ravdess_ssl_layers(rec: dict) -> str:
     lines = ["| model | Macro-F1 | UA | WA | features: seconds / cache MB | learned layer weights (mean over folds) |",
              "|---|---|---|---|---|---|"]
@@ -113,7 +140,8 @@ def cpu_speed(rec: dict) -> str:
 
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
-             "ravdess_ssl_layers": ravdess_ssl_layers}
+             "ravdess_ssl_layers": ravdess_ssl_layers,
+             "serve_load": serve_load, "timeline_rtf": timeline_rtf}
 
 
 def render(text: str) -> str:

@@ -180,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="write CSV (.csv) or JSON (.json) here; default: CSV on stdout")
     q.add_argument("--window-seconds", type=float, default=8.0, help="long clips are cut into windows of this length")
     q.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+    _add_timeline_flag(q)
 
     q = add("evaluate", "Cross-corpus: apply a trained run (fold ensemble, one fold or a checkpoint) to another prepared corpus.", """
         emofuse prepare cremad /data/CREMA-D --out data/cremad4 --class-map cremad4
@@ -235,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--bootstrap", type=int, default=1000, help="speaker resamples and permutations (default 1000)")
     q.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
 
+    _add_serve_parser(add)
     add("models", "List the registered models.", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
     return p
@@ -511,7 +513,9 @@ def _dispatch(args) -> int:
 
         return run_demo(Path(args.out), args.overwrite, args.overrides)
     if args.command == "predict":
-        return _predict(args)
+        return _predict_timeline(args) if args.timeline else _predict(args)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "evaluate":
         from .evaluate import evaluate
 
@@ -568,6 +572,76 @@ def _dispatch(args) -> int:
         print("\n".join(list_configs()))
         return 0
     raise EmofuseError(f"unknown command {args.command}")
+
+
+# --- emotion over time and the local service (issue #22): parser pieces and handlers -------------
+
+def _add_timeline_flag(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--timeline", action="store_true",
+                   help="long recordings: classify each speech segment (silence skipped) and write OUT/<file>.csv "
+                        "(start, end, label, probabilities) and OUT/<file>.png; --out is then a folder (default timeline)")
+    q.epilog += ("\n  emofuse predict runs/resnet18 interview.wav --timeline --out timeline/"
+                 "   # emotion over time: timeline/interview.csv, .png")
+
+
+def _add_serve_parser(add) -> None:
+    q = add("serve", "Serve a trained run over HTTP on this machine: a web page, POST /predict, GET /model, GET /health.", """
+        emofuse serve runs/resnet18                      # then open http://127.0.0.1:8000
+        emofuse serve runs/resnet18 --port 8080 --max-seconds 3600 --concurrency 2 --queue 16
+        curl -F file=@clip.wav http://127.0.0.1:8000/predict
+        curl -F file=@clip.wav -F transcript="I can't believe it" http://127.0.0.1:8000/predict   # fusion models
+        """)
+    from .serve import Limits
+
+    d = Limits()
+    q.add_argument("model", help="a .ckpt file, a fold folder, or a CV run folder (its folds' ensemble)")
+    q.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    q.add_argument("--port", type=int, default=8000)
+    q.add_argument("--max-seconds", type=float, default=d.max_seconds, help=f"longest audio accepted (default {d.max_seconds:g})")
+    q.add_argument("--max-bytes", type=int, default=d.max_bytes, help=f"largest upload accepted (default {d.max_bytes})")
+    q.add_argument("--concurrency", type=int, default=d.concurrency, help=f"predictions run at once (default {d.concurrency})")
+    q.add_argument("--queue", type=int, default=d.queue, help=f"requests that may wait; more get 503 (default {d.queue})")
+    q.add_argument("--timeline-seconds", type=float, default=d.timeline_seconds,
+                   help=f"longer files get a timeline of speech segments (default {d.timeline_seconds:g})")
+    q.add_argument("--window-seconds", type=float, default=8.0, help="long clips are cut into windows of this length")
+    q.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+
+
+def _predict_timeline(args) -> int:
+    """``predict --timeline``: per file OUT/<stem>.csv and .png; a file that fails is skipped and named."""
+    from .inference import audio_files, load
+    from .timeline import VadConfig, plot_timeline, timeline, write_csv
+    from .writable import check_writable
+
+    out = Path(args.out or "timeline")
+    if out.suffix.lower() in (".csv", ".json") or out.is_file():
+        raise EmofuseError(f"{out}: with --timeline, --out is a folder for one CSV and one PNG per file; give a folder name")
+    files = audio_files(args.audio)
+    check_writable(out, "timeline folder", "give --out a folder you can write to")
+    predictor = load(args.model, args.device, args.window_seconds)
+    done = 0
+    for f in files:
+        try:
+            tl = timeline(predictor, f, VadConfig(max_seconds=args.window_seconds))
+        except (EmofuseError, OSError) as exc:
+            print(f"emofuse: skipped {f}: {str(exc).removeprefix(f'{f}: ')}", file=sys.stderr)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        csv, png = write_csv(tl, out / f"{f.stem}.csv"), plot_timeline(tl, out / f"{f.stem}.png", title=f.name)
+        print(f"{f}: {len(tl.segments)} speech segments, {tl.speech_seconds:.1f} s of {tl.seconds:.1f} s; mostly {tl.label} "
+              f"({', '.join(f'{c} {p:.2f}' for c, p in tl.probs.items())}); wrote {csv} and {png}")
+        done += 1
+    if not done:
+        raise EmofuseError(f"none of the {len(files)} files could be segmented and classified (reasons above); nothing written")
+    return 0
+
+
+def _serve(args) -> int:
+    from .serve import Limits, serve
+
+    serve(args.model, args.host, args.port, Limits(args.max_seconds, args.max_bytes, args.concurrency, args.queue,
+                                                   args.timeline_seconds), args.device, args.window_seconds)
+    return 0
 
 
 if __name__ == "__main__":
