@@ -135,7 +135,8 @@ def fold_checkpoints(path: str | Path, fold: int | None = None) -> list[tuple[in
     """
     p = Path(path)
     if p.is_file():
-        found = [(RunFolder(p.parent.parent.parent).fold_of(p.parent.parent) if p.parent.name == "checkpoints" else None, p)]
+        q = p.resolve()  # RUN/fold_K/checkpoints/NAME.ckpt knows its fold
+        found = [(RunFolder(q.parents[2]).fold_of(q.parents[1]) if len(q.parents) > 2 else None, p)]
     elif (p / "checkpoints").is_dir():  # a fold folder
         k = RunFolder(p.parent).fold_of(p)
         best = RunFolder(p.parent).best_checkpoint(k) if k is not None else p / "checkpoints" / "best.ckpt"
@@ -170,7 +171,7 @@ def checkpoints_of(path: str | Path, fold: int | None = None) -> list[Path]:
 def describe_folds(folds: list[int | None], sources: list[Path] | None = None) -> str:
     """'ensemble of folds 0-5', 'ensemble of folds 0, 2, 3', 'fold 2' or 'checkpoint PATH'."""
     if len(folds) == 1:
-        return f"fold {folds[0]}" if folds[0] is not None else f"checkpoint {sources[0] if sources else '(unnamed)'}"
+        return f"fold {folds[0]}" if folds[0] is not None else f"checkpoint {sources[0]}" if sources else "the given model"
     if None in folds:
         return f"ensemble of {len(folds)} checkpoints"
     span = list(range(folds[0], folds[-1] + 1))
@@ -275,7 +276,8 @@ class Predictor:
         self.text_cfg = first.get("text")
         self._encoder = None
         self._asr = None
-        self._trained_audio: set[str] | None = None
+        self._trained_audio: set[str] | None = None  # the run's audio_sha1 values, read on first use
+        self._has_record = False
         self.window = float(window_seconds)
         self.hop = float(hop_seconds or window_seconds)
         self.sources = sources or []
