@@ -57,3 +57,18 @@ def test_grad_cam_follows_the_requested_class():
     a = explain(pred, _clip(), sample_rate=16000, target="angry")
     s = explain(pred, _clip(), sample_rate=16000, target="sad")
     assert a.explained == "angry" and s.explained == "sad" and not np.allclose(a.saliency, s.saliency)
+
+
+def test_explain_says_which_fold_it_explains():
+    from emofuse.errors import EmofuseError
+
+    torch.manual_seed(0)
+    modules = [EmotionModule("resnet18", {"base_channels": 8}, CLASSES, 64, frontend={"sample_rate": 16000}).eval()
+               for _ in range(2)]
+    pred = Predictor(modules, folds=[3, 4])
+    assert pred.which == "ensemble of folds 3-4"
+    first, fourth = explain(pred, _clip(), sample_rate=16000), explain(pred, _clip(), sample_rate=16000, fold=4)
+    assert first.which == "fold 3" and fourth.which == "fold 4" and not np.allclose(first.saliency, fourth.saliency)
+    with pytest.raises(EmofuseError, match="fold 5: this model is ensemble of folds 3-4; pick one of folds 3, 4"):
+        explain(pred, _clip(), sample_rate=16000, fold=5)
+    assert explain(Predictor(modules[:1]), _clip(), sample_rate=16000).which == "the given model"

@@ -189,8 +189,8 @@ def test_predict_explain_and_export_rebuild_the_encoder_front_end(hf_run, tmp_pa
     r = run_cli("export", str(run / "fold_0"), "--format", "torchscript", "--out", str(tmp_path / "ts"))
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads((tmp_path / "ts" / "model.json").read_text())
-    assert "n_layers * hidden" in meta["inputs"]["x"] and meta["frontend"]["kind"] == "hf_encoder"
-    assert meta["frontend"]["layers"] == [0, 1, 2] and "Hugging Face encoder" in meta["frontend"]["recipe"]
+    assert "n_layers * hidden" in meta["inputs"]["x"]["meaning"] and meta["frontend"]["kind"] == "hf_encoder"
+    assert meta["frontend"]["layers"] == [0, 1, 2] and "Hugging Face encoder" in meta["frontend_recipe"]
     # the exported graph, fed the front end's features, gives predict's probabilities
     from emofuse.audio import read_audio
     from emofuse.features import Extractor
@@ -198,7 +198,7 @@ def test_predict_explain_and_export_rebuild_the_encoder_front_end(hf_run, tmp_pa
 
     predictor = load(run / "fold_0")
     wave = read_audio(clip, SR)
-    x, lengths = Extractor({k: v for k, v in meta["frontend"].items() if k != "recipe"})([wave])
+    x, lengths = Extractor(meta["frontend"])([wave])
     probs = torch.jit.load(str(tmp_path / "ts" / "model.pt"))(x, lengths).detach().numpy()[0]
     pred = predictor.predict(wave, sample_rate=SR)
     assert np.allclose(probs, [pred.probs[c] for c in meta["classes"]], atol=1e-4)

@@ -107,7 +107,11 @@ def test_explain_command_writes_one_png_per_clip(trained_run, tmp_path):
     r = run_cli("explain", str(trained_run), str(folder), "--out", str(tmp_path / "maps"), "--class", "sad")
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == ["c0.png", "c1.png"]
-    assert "grad-cam" in r.stdout and "explained sad" in r.stdout
+    assert "grad-cam of fold 0" in r.stdout and "explained sad" in r.stdout, r.stdout
+    r = run_cli("explain", str(trained_run), str(folder / "c0.wav"), "--out", str(tmp_path / "maps1"), "--fold", "1")
+    assert r.returncode == 0 and "grad-cam of fold 1" in r.stdout, r.stderr[-2000:]
+    r = run_cli("explain", str(trained_run), str(folder), "--fold", "5")
+    assert r.returncode == 2 and "fold 5" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("explain", str(trained_run), str(folder), "--class", "bored")
     assert r.returncode == 2 and "bored" in r.stderr
 
@@ -161,6 +165,61 @@ def test_export_command(trained_run, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads((tmp_path / "onnx" / "model.json").read_text())
     assert (tmp_path / "onnx" / "model.onnx").is_file() and meta["classes"] == ["angry", "happy", "sad", "neutral"]
-    assert meta["checkpoint"].endswith("fold_1/checkpoints/best.ckpt")
+    assert meta["checkpoints"][0].endswith("fold_1/checkpoints/best.ckpt") and "fold 1" in r.stdout
     r = run_cli("export", str(trained_run), "--format", "torchscript", "--out", str(tmp_path / "ts"), "--fold", "7")
     assert r.returncode == 2 and "fold 7" in r.stderr
+
+
+def test_best_checkpoint_holds_what_inference_needs_and_last_what_a_resume_needs(trained_run):
+    ckdir = trained_run / "fold_0" / "checkpoints"
+    best = torch.load(ckdir / "best.ckpt", map_location="cpu", weights_only=True)
+    last = torch.load(ckdir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert {"state_dict", "hyper_parameters", "emofuse_version", "epoch"} <= set(best)
+    assert not {"optimizer_states", "lr_schedulers", "loops", "callbacks"} & set(best), sorted(best)
+    hp = best["hyper_parameters"]
+    assert hp["classes"] == ["angry", "happy", "sad", "neutral"] and hp["frontend"]["sample_rate"] == 16000
+    assert last["optimizer_states"] and last["loops"] and last["callbacks"]
+    assert (ckdir / "best.ckpt").stat().st_size < 0.5 * (ckdir / "last.ckpt").stat().st_size
+
+
+def _voice(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    from emofuse.synth import _voice as voice
+
+    return voice(np.random.default_rng(seed), sr, seconds, 180.0, 0.3, 0.8, 4.5, 0.6, 0.05)
+
+
+def test_speech_check_flags_tones_and_noise_not_a_voice():
+    from emofuse.speech import speech_check
+
+    t = np.arange(32000) / 16000
+    pure = speech_check((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    noise = speech_check((0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32))
+    buzz = speech_check(tone(2.0, 16000, 150.0))  # harmonics, but a steady level
+    assert not pure.speech and not noise.speech and not buzz.speech, (pure, noise, buzz)
+    assert "steady level" in buzz.reason and "voiced" in noise.reason
+    for seed in range(3):
+        check = speech_check(_voice(2.0, seed=seed))
+        assert check.speech and check.voiced_fraction > 0.5, check
+
+
+def test_predict_flags_clips_without_speech_and_audio_of_the_run(trained_run, synth_corpus, tmp_path):
+    import shutil
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    t = np.arange(32000) / 16000
+    sf.write(folder / "a440.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    sf.write(folder / "noise.wav", (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32), 16000)
+    sf.write(folder / "voice.wav", _voice(2.0), 16000)
+    shutil.copy(sorted(synth_corpus.rglob("*.wav"))[0], folder / "seen.wav")  # a clip the run trained on
+    r = run_cli("predict", str(trained_run), str(folder), "--out", str(tmp_path / "p.csv"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "p.csv").set_index("utt")
+    assert df["speech"].to_dict() == {"a440": False, "noise": False, "seen": True, "voice": True}
+    assert df["in_training_data"].to_dict() == {"a440": False, "noise": False, "seen": True, "voice": False}
+    assert set(df["pred"]) <= {"angry", "happy", "sad", "neutral"}  # the label is still given, and marked
+    warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 3 and sum("no speech" in w for w in warnings) == 2 and "seen: this audio is in the run" in r.stderr
+    # A waveform has no file to hash: not checked, said as None.
+    pred = emofuse.load(trained_run, device="cpu").predict(_voice(1.0), sample_rate=16000)
+    assert pred.speech and pred.in_training_data is None

@@ -202,22 +202,25 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="a .ckpt file, a fold folder, or a run folder (--fold picks the fold)")
     q.add_argument("audio", nargs="+", help="audio files or folders")
     q.add_argument("--out", default="explain", help="folder for the PNGs")
-    q.add_argument("--fold", type=int, default=0, help="which fold of a run to explain")
+    q.add_argument("--fold", type=int, help="which fold of a run to explain (default: its first)")
     q.add_argument("--class", dest="target", help="explain this class (default: the predicted one)")
     q.add_argument("--text", help="transcript (text and fusion models; one clip)")
     q.add_argument("--transcripts", help="CSV with columns utt (file stem) or path, and text")
     q.add_argument("--window-seconds", type=float, default=8.0, help="the first window of this length is explained")
     q.add_argument("--device", help="cpu, cuda")
 
-    q = add("export", "Export a trained model to TorchScript or ONNX (runs without emofuse; sidecar JSON with settings).", """
+    q = add("export", "Export what 'predict' runs (a run's fold ensemble, or one fold) to ONNX or TorchScript, "
+                      "with a sidecar JSON (which folds, inputs, front end, classes).", """
         emofuse export runs/resnet18 --format onnx --out exported/resnet18
+        emofuse export runs/resnet18 --format onnx --fold 2 --out exported/resnet18_fold2
         emofuse export runs/cross_attention/fold_2 --format torchscript --out exported/ca
         """)
     q.add_argument("model", help="a .ckpt file, a fold folder, or a run folder (--fold picks the fold)")
     q.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     q.add_argument("--out", required=True, help="folder for model.onnx / model.pt and model.json")
-    q.add_argument("--fold", type=int, default=0)
-    q.add_argument("--window-seconds", type=float, default=8.0, help="fixed input length of attention models in ONNX")
+    q.add_argument("--fold", type=int, help="export this fold only (default: the ensemble of the run's finished folds)")
+    q.add_argument("--window-seconds", type=float, default=8.0,
+                   help="the windows predict cuts (recorded in model.json); fixed input length of attention models in ONNX")
 
     q = add("report", "Write RUN/report.html (self-contained) and RUN/report.md: audit, metrics, confusions, curves, maps.", """
         emofuse report runs/resnet18
@@ -291,7 +294,10 @@ def _predict(args) -> int:
     for f in files:
         text = args.text if args.text is not None else texts.get(f.stem)
         try:
-            row = {**predictor.predict(f, text=text, utt=f.stem).as_row(), "path": str(f), "skipped": ""}
+            pred = predictor.predict(f, text=text, utt=f.stem)
+            row = {**pred.as_row(), "path": str(f), "skipped": ""}
+            for line in pred.warnings():
+                print(f"emofuse: warning: {line}", file=sys.stderr)
         except (EmofuseError, OSError) as exc:
             reason = str(exc).removeprefix(f"{f}: ").removeprefix(f"{f.stem}: ")
             print(f"emofuse: skipped {f}: {reason}", file=sys.stderr)
@@ -310,7 +316,7 @@ def _predict(args) -> int:
         print(df.to_csv(index=False), end="")
     if args.out or skipped:
         print(f"{'wrote' if args.out else 'printed'} {len(rows) - skipped} predictions{f' to {args.out}' if args.out else ''}"
-              f"{f', {skipped} files skipped (column skipped)' if skipped else ''} ({len(predictor.modules)} model(s): "
+              f"{f', {skipped} files skipped (column skipped)' if skipped else ''} ({predictor.which}: "
               f"{', '.join(str(s) for s in predictor.sources[:3])}{' ...' if len(predictor.sources) > 3 else ''})",
               file=sys.stderr)
     return 0
@@ -546,20 +552,23 @@ def _dispatch(args) -> int:
         from .export import export_model
 
         path, side = export_model(args.model, args.format, args.out, args.fold, args.window_seconds)
-        print(f"wrote {path} and {side}")
+        meta = json.loads(side.read_text())
+        print(f"wrote {path} and {side}: {meta['which']}; inputs "
+              + ", ".join(f"{n} {tuple(i['shape'])} {i['dtype']}" for n, i in meta["inputs"].items())
+              + f"; {meta['sample_rate']} Hz, {meta['window_seconds']:g} s windows; classes {', '.join(meta['classes'])}")
         return 0
     if args.command == "explain":
         from .explain import explain, plot_explanation
         from .inference import audio_files, load
 
-        predictor = load(args.model, args.device, args.window_seconds)
+        predictor = load(args.model, args.device, args.window_seconds, fold=args.fold)
         files = audio_files(args.audio)
         texts = _read_transcripts(args.transcripts)
         for f in files:
             e = explain(predictor, f, text=args.text if args.text is not None else texts.get(f.stem), target=args.target,
-                        fold=args.fold, utt=f.stem)
+                        utt=f.stem)
             path = plot_explanation(e, Path(args.out) / f"{f.stem}.png")
-            print(f"{path}: {e.kind}, predicted {e.label}, explained {e.explained}")
+            print(f"{path}: {e.kind} of {e.which}, predicted {e.label}, explained {e.explained}")
         return 0
     if args.command == "models":
         from .models import list_models, model_modalities

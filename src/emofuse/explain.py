@@ -34,6 +34,7 @@ class Explanation:
     kind: str
     label: str
     explained: str
+    which: str  # the model explained: "fold 2", or "checkpoint PATH"
     logmel: np.ndarray
     saliency: np.ndarray | None
     token_map: np.ndarray | None = None
@@ -137,13 +138,17 @@ def cross_attention_map(module, inputs: dict) -> np.ndarray:
 
 
 def explain(predictor, audio, text: str | None = None, sample_rate: int | None = None, target: str | None = None,
-            fold: int = 0, utt: str | None = None) -> Explanation:
-    """Maps for the first window of one clip, for class ``target`` (default: the predicted one)."""
-    from .audio import TARGET_SR, read_audio, to_mono_16k
+            fold: int | None = None, utt: str | None = None) -> Explanation:
+    """Maps for the first window of one clip, for class ``target`` (default: the predicted one).
 
-    if not 0 <= fold < len(predictor.modules):
-        raise EmofuseError(f"fold {fold}: this model has {len(predictor.modules)} fold(s)")
-    module = predictor.modules[fold]
+    A map explains one model: fold ``fold`` of an ensemble (default: its first fold); the
+    Explanation's ``which`` names it, and its ``label`` is that fold's prediction."""
+    from .audio import TARGET_SR, read_audio, to_mono_16k
+    from .inference import describe_folds
+
+    module, k = predictor.module(fold)
+    i = predictor.modules.index(module)
+    which = describe_folds([k], predictor.sources[i:i + 1] or None)
     if "audio" not in module.modalities:
         raise EmofuseError("a text-only model has no audio map to draw")
     if isinstance(audio, (str, Path)):
@@ -151,7 +156,7 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
     else:
         wave, utt = to_mono_16k(np.asarray(audio, dtype=np.float32), int(sample_rate or TARGET_SR)), utt or "waveform"
     x, lengths = predictor.features(wave, utt)
-    inputs = {"x": x[:1], "lengths": lengths[:1], **predictor._text_inputs(text, utt, wave)}
+    inputs = module.inputs({"x": x[:1], "lengths": lengths[:1], **predictor.text_inputs(text, utt, wave)})
     with torch.no_grad():
         probs = torch.softmax(module(**inputs).float(), 1)[0]
     pred = int(probs.argmax())
@@ -164,8 +169,7 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
     token_map = tokens = None
     if name == "cross_attention":
         token_map = cross_attention_map(module, inputs)
-        ids = predictor._encoder.tokenize([str(text)])["input_ids"][0]
-        tokens = predictor._encoder.tokenizer.convert_ids_to_tokens(ids)
+        tokens = predictor.text_tokens(text)
     if hasattr(enc, "patchify"):
         kind, sal = "attention", transformer_attention(module, inputs)
     elif hasattr(enc, "blocks"):
@@ -173,7 +177,7 @@ def explain(predictor, audio, text: str | None = None, sample_rate: int | None =
     else:
         kind, sal = "gradient x input", frame_saliency(module, inputs, t)
     fe = predictor.frontend
-    return Explanation(utt, kind, predictor.classes[pred], predictor.classes[t], logmel, sal, token_map, tokens,
+    return Explanation(utt, kind, predictor.classes[pred], predictor.classes[t], which, logmel, sal, token_map, tokens,
                        fe.what, fe.cfg.hop_length / fe.cfg.sample_rate)
 
 
@@ -194,7 +198,7 @@ def plot_explanation(e: Explanation, path: str | Path, hop_seconds: float | None
     T = e.logmel.shape[1]
     extent = [0, T * hop_seconds, 0, e.logmel.shape[0]]
     axes[0, 0].imshow(e.logmel, origin="lower", aspect="auto", extent=extent, cmap="magma")
-    axes[0, 0].set(title=f"{e.utt}: {e.features} (predicted {e.label})", ylabel=band)
+    axes[0, 0].set(title=f"{e.utt}: {e.features} ({e.which} predicts {e.label})", ylabel=band)
     axes[1, 0].imshow(e.logmel, origin="lower", aspect="auto", extent=extent, cmap="gray")
     axes[1, 0].imshow(e.saliency, origin="lower", aspect="auto", extent=extent, cmap="jet", alpha=0.5)
     what = {"grad-cam": f"Grad-CAM for class {e.explained}", "gradient x input": f"gradient x input per frame for class {e.explained}",

@@ -23,6 +23,7 @@ from . import __version__
 from .audio import TARGET_SR, read_audio, stream_audio, to_mono_16k
 from .errors import EmofuseError
 from .features import Extractor
+from .runfolder import RunFolder
 
 SILENCE_PEAK = 1e-4
 WINDOW_BATCH = 16  # windows of a long clip that go through the model at once
@@ -31,17 +32,37 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 @dataclass
 class Prediction:
-    """One clip's result: the predicted class and every class's probability."""
+    """One clip's result: the predicted class and every class's probability.
+
+    ``speech``: whether the clip passed the speech check (``emofuse.speech``); when it did not,
+    the label is still given but says nothing about an emotion, and ``speech_note`` says why.
+    ``in_training_data``: the file's bytes are a clip of the run's own manifest (None: not
+    checked, for a waveform or a checkpoint without its run)."""
 
     utt: str
     label: str
     probs: dict[str, float]
     windows: int
     seconds: float
+    speech: bool = True
+    speech_note: str = ""
+    in_training_data: bool | None = None
 
     def as_row(self) -> dict:
         return {"utt": self.utt, "pred": self.label, **{f"p_{c}": round(p, 5) for c, p in self.probs.items()},
-                "windows": self.windows, "seconds": round(self.seconds, 3)}
+                "windows": self.windows, "seconds": round(self.seconds, 3), "speech": self.speech,
+                "speech_note": self.speech_note,
+                "in_training_data": "" if self.in_training_data is None else self.in_training_data}
+
+    def warnings(self) -> list[str]:
+        """One line per thing a reader of this prediction must know."""
+        out = []
+        if not self.speech:
+            out.append(f"{self.utt}: no speech found ({self.speech_note}); its label '{self.label}' says nothing about an emotion")
+        if self.in_training_data:
+            out.append(f"{self.utt}: this audio is in the run's own data (inputs/manifest.csv, same bytes); "
+                       "its prediction is not a test result")
+        return out
 
 
 def read_checkpoint(ckpt: Path) -> dict:
@@ -70,7 +91,7 @@ def read_checkpoint(ckpt: Path) -> dict:
     return raw
 
 
-def _load_module(ckpt: Path, device: torch.device):
+def load_module(ckpt: Path, device: torch.device):
     """The ``EmotionModule`` of one checkpoint, in eval mode on ``device`` (the one loader: inference,
     export, explain, report and training's own test evaluation all use it)."""
     from .training.module import EmotionModule
@@ -93,6 +114,9 @@ def _load_module(ckpt: Path, device: torch.device):
     return module.to(device).eval()
 
 
+_load_module = load_module  # the name training/run.py imports
+
+
 def _inside(path: Path, folder: Path, what: str, source: str) -> Path:
     """``path`` if it resolves (after '..' and symbolic links) inside ``folder``; else refused."""
     if not path.resolve().is_relative_to(folder.resolve()):
@@ -101,33 +125,133 @@ def _inside(path: Path, folder: Path, what: str, source: str) -> Path:
     return path
 
 
-def checkpoints_of(path: str | Path) -> list[Path]:
-    """The checkpoints a path stands for: one file, a fold's best, or every finished fold's best.
+def fold_checkpoints(path: str | Path, fold: int | None = None) -> list[tuple[int | None, Path]]:
+    """The (fold number, checkpoint) pairs a path stands for: one file, a fold's selected
+    checkpoint, or every finished fold's (``fold``: only that fold of a run). The fold number is
+    None for a checkpoint that is not inside a run's fold folder.
 
     A file given by name is loaded as named; a fold or run folder only yields checkpoints inside
     itself: a ``metrics.json`` "checkpoint" entry or a symbolic link that leads out is refused.
     """
     p = Path(path)
     if p.is_file():
-        return [p]
-    if (p / "checkpoints" / "best.ckpt").is_file():
-        best = p / "checkpoints" / "best.ckpt"
-        return [_inside(best, p, "fold folder", str(best))]
-    found = []
-    for m in sorted(p.glob("fold_*/metrics.json"), key=lambda q: int(q.parent.name.split("_")[1])):
-        try:
-            rel = json.loads(m.read_text()).get("checkpoint")
-        except (ValueError, AttributeError):
-            raise EmofuseError(f"{m}: not a metrics file (invalid JSON); remove the fold or train it again") from None
-        if rel is not None and not isinstance(rel, str):
-            raise EmofuseError(f"{m}: 'checkpoint' must be a path inside the run, not {type(rel).__name__}")
-        ck = (p / rel) if rel else m.parent / "checkpoints" / "best.ckpt"
-        if ck.is_file() or ck.is_symlink():
-            found.append(_inside(ck, p, "run folder", str(m)))
+        q = p.resolve()  # RUN/fold_K/checkpoints/NAME.ckpt knows its fold
+        found = [(RunFolder(q.parents[2]).fold_of(q.parents[1]) if len(q.parents) > 2 else None, p)]
+    elif (p / "checkpoints").is_dir():  # a fold folder
+        k = RunFolder(p.parent).fold_of(p)
+        best = RunFolder(p.parent).best_checkpoint(k) if k is not None else p / "checkpoints" / "best.ckpt"
+        if not best.is_file():
+            best = p / "checkpoints" / "best.ckpt"
+        found = [(k, _inside(best, p, "fold folder", str(best)))] if best.is_file() or best.is_symlink() else []
+    else:
+        run = RunFolder(p)
+        found = []
+        for k in run.folds():
+            ck = run.best_checkpoint(k)
+            if run.is_finished(k) and (ck.is_file() or ck.is_symlink()):
+                found.append((k, _inside(ck, p, "run folder", str(run.metrics(k)))))
     if not found:
         raise EmofuseError(f"{p}: no checkpoint here; give a .ckpt file, a fold folder (fold_K) or a finished run folder "
                            "(written by 'emofuse cv')")
+    if fold is not None:
+        chosen = [(k, c) for k, c in found if k == fold]
+        if not chosen:
+            have = [k for k, _ in found if k is not None]
+            raise EmofuseError(f"fold {fold}: {p} has no finished fold {fold} (it has "
+                               f"{'folds ' + ', '.join(map(str, have)) if have else 'no fold number'}); pick one of them")
+        found = chosen
     return found
+
+
+def checkpoints_of(path: str | Path, fold: int | None = None) -> list[Path]:
+    """The checkpoints of ``fold_checkpoints`` without their fold numbers."""
+    return [c for _, c in fold_checkpoints(path, fold)]
+
+
+def describe_folds(folds: list[int | None], sources: list[Path] | None = None) -> str:
+    """'ensemble of folds 0-5', 'ensemble of folds 0, 2, 3', 'fold 2' or 'checkpoint PATH'."""
+    if len(folds) == 1:
+        return f"fold {folds[0]}" if folds[0] is not None else f"checkpoint {sources[0]}" if sources else "the given model"
+    if None in folds:
+        return f"ensemble of {len(folds)} checkpoints"
+    span = list(range(folds[0], folds[-1] + 1))
+    return f"ensemble of folds {folds[0]}-{folds[-1]}" if folds == span else f"ensemble of folds {', '.join(map(str, folds))}"
+
+
+def refuse_bad_audio(n: int, finite: bool, peak: float, utt: str, frontend: Extractor) -> None:
+    """Refuse a clip of ``n`` samples (at the front end's rate) that is empty, holds NaN/inf,
+    is silent or is shorter than one analysis window."""
+    if n == 0:
+        raise EmofuseError(f"{utt}: no samples; give a clip with audio")
+    if not finite:
+        raise EmofuseError(f"{utt}: holds NaN or infinite samples; re-export the file")
+    if peak < SILENCE_PEAK:
+        raise EmofuseError(f"{utt}: silent (peak below {SILENCE_PEAK}); there is nothing to classify")
+    sr = frontend.sample_rate
+    if n < frontend.min_samples:
+        raise EmofuseError(f"{utt}: {n / sr * 1000:.1f} ms is shorter than one analysis window "
+                           f"({frontend.min_samples / sr * 1000:.0f} ms); give a longer clip")
+
+
+def clip_windows(blocks: Iterable[np.ndarray], frontend: Extractor, window_seconds: float = 8.0,
+                 hop_seconds: float | None = None, utt: str = "audio", seen: dict | None = None) -> Iterator[np.ndarray]:
+    """The windows ``predict`` cuts from a clip that arrives in blocks (samples at the front
+    end's rate), in order: (win,) slices starting at 0, hop, 2 hop, ... while they fit, then the
+    tail [N - win, N) when the last one stops short of the end; a clip of at most ``win`` samples
+    is one window. Only the samples the next windows need are kept. Bad audio is refused when the
+    stream ends, before its last window; ``seen["samples"]`` then holds the clip's length."""
+    sr = frontend.sample_rate
+    win, hop = int(window_seconds * sr), max(1, int((hop_seconds or window_seconds) * sr))
+    buf, base, n, start, last_end = np.zeros(0, np.float32), 0, 0, 0, 0
+    finite, peak = True, 0.0
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        if block.size:
+            finite = finite and bool(np.isfinite(block).all())
+            if finite:
+                peak = max(peak, float(np.abs(block).max()))
+        n += block.size
+        buf = np.concatenate([buf, block])
+        while start + win <= n:
+            yield buf[start - base: start - base + win]
+            last_end, start = start + win, start + hop
+        keep = max(base, min(start, n - win))  # the next window, or the tail window
+        buf, base = buf[keep - base:], keep
+    if seen is not None:
+        seen["samples"] = n
+    refuse_bad_audio(n, finite, peak, utt, frontend)
+    if last_end == 0:
+        yield buf[: n - base]  # the whole clip, shorter than one window
+    elif last_end < n:
+        yield buf[n - win - base: n - base]  # the tail gets a window of its own
+
+
+def window_features(wave: np.ndarray, sample_rate: int, frontend: dict | None = None, window_seconds: float = 8.0,
+                    hop_seconds: float | None = None, pad_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The front end ``predict`` runs, for use outside emofuse's models (an exported graph).
+
+    Args:
+        wave: (N,) mono or (N, C) samples at ``sample_rate``; downmixed and resampled to the
+            front end's rate (16 kHz) as ``predict`` does.
+        frontend: the front-end settings a checkpoint or an export's ``model.json`` stores
+            (its ``frontend``); None: the default 64-band log-mel.
+        window_seconds, hop_seconds: the windows ``predict`` cuts (``--window-seconds``).
+        pad_frames: zero-pad the frame axis to this many frames (ONNX graphs with a fixed
+            length, ``model.json``'s ``fixed_frames``); None: the longest window's frames.
+
+    Returns:
+        x (W, T, F) float32 features of the W windows, zero past each window's frames, and
+        lengths (W,) int64 valid frames: the graph's ``x`` and ``lengths``. A clip's
+        probabilities are the mean of its windows' rows, as ``predict`` averages them.
+    """
+    ex = Extractor(frontend)
+    arr = np.asarray(wave, dtype=np.float32)
+    mono = to_mono_16k(arr, int(sample_rate), ex.sample_rate) if int(sample_rate) != ex.sample_rate or arr.ndim == 2 else arr
+    x, lengths = ex(list(clip_windows([mono], ex, window_seconds, hop_seconds)))
+    x = x.numpy().astype(np.float32)
+    if pad_frames and x.shape[1] < pad_frames:
+        x = np.pad(x, ((0, 0), (0, pad_frames - x.shape[1]), (0, 0)))
+    return x, lengths.numpy().astype(np.int64)
 
 
 class Predictor:
@@ -136,10 +260,11 @@ class Predictor:
     Args:
         modules: one ``EmotionModule`` per fold (same classes and front end).
         window_seconds, hop_seconds: long clips are cut into windows of this length.
+        sources: the checkpoint each module came from; folds: its fold number (None: unknown).
     """
 
     def __init__(self, modules: list, window_seconds: float = 8.0, hop_seconds: float | None = None,
-                 sources: list[Path] | None = None) -> None:
+                 sources: list[Path] | None = None, folds: list[int | None] | None = None) -> None:
         self.modules = modules
         first = modules[0].hparams
         self.classes: list[str] = list(first["classes"])
@@ -151,18 +276,37 @@ class Predictor:
         self.text_cfg = first.get("text")
         self._encoder = None
         self._asr = None
+        self._trained_audio: set[str] | None = None  # the run's audio_sha1 values, read on first use
+        self._has_record = False
         self.window = float(window_seconds)
         self.hop = float(hop_seconds or window_seconds)
         self.sources = sources or []
+        self.folds: list[int | None] = list(folds) if folds is not None else [None] * len(modules)
         self.device = next(modules[0].parameters()).device
 
     @property
     def needs_text(self) -> bool:
         return "text" in self.modalities
 
-    def _text_inputs(self, text: str | None, utt: str, wave: np.ndarray | None = None) -> dict:
-        """Token embeddings of the transcript; a model trained on ASR text (``text.source=asr``)
-        transcribes the clip itself with its Whisper model when no transcript is given."""
+    @property
+    def which(self) -> str:
+        """What this predictor runs: 'ensemble of folds 0-5', 'fold 2' or 'checkpoint PATH'."""
+        return describe_folds(self.folds, self.sources)
+
+    def module(self, fold: int | None = None):
+        """The module of fold ``fold`` (None: the first one) and its fold number."""
+        if fold is None:
+            return self.modules[0], self.folds[0]
+        if fold not in self.folds:
+            known = [k for k in self.folds if k is not None]
+            raise EmofuseError(f"fold {fold}: this model is {self.which}"
+                               f"{'; pick one of folds ' + ', '.join(map(str, known)) if known else ''}")
+        return self.modules[self.folds.index(fold)], fold
+
+    def text_inputs(self, text: str | None, utt: str, wave: np.ndarray | None = None) -> dict:
+        """Token embeddings of the transcript ({"text": (1, L, D), "text_lengths": (1,)}; {} for
+        an audio model); a model trained on ASR text (``text.source=asr``) transcribes the clip
+        itself with its Whisper model when no transcript is given."""
         if not self.needs_text:
             return {}
         if text is None and wave is not None and (self.text_cfg or {}).get("source") == "asr":
@@ -173,61 +317,43 @@ class Predictor:
             text = self._asr.transcribe([wave])[0]
         if text is None:
             raise EmofuseError(f"{utt}: this model reads text too; pass the transcript (--text or --transcripts FILE)")
+        tokens = torch.from_numpy(self._text_encoder().encode([str(text).strip()])[0])[None].to(self.device)
+        return {"text": tokens, "text_lengths": torch.tensor([tokens.shape[1]], device=self.device)}
+
+    def text_tokens(self, text: str) -> list[str]:
+        """The word pieces the text encoder reads for ``text`` ([CLS] first)."""
+        enc = self._text_encoder()
+        return enc.tokenizer.convert_ids_to_tokens(enc.tokenize([str(text)])["input_ids"][0])
+
+    def _text_encoder(self):
         if self._encoder is None:
             from .text import TextEncoder
             self._encoder = TextEncoder(self.text_cfg["encoder"], self.text_cfg["max_tokens"])
-        tokens = torch.from_numpy(self._encoder.encode([str(text).strip()])[0])[None].to(self.device)
-        return {"text": tokens, "text_lengths": torch.tensor([tokens.shape[1]], device=self.device)}
-
-    def _refuse_bad_audio(self, n: int, finite: bool, peak: float, utt: str) -> None:
-        """Refuse a clip of ``n`` samples (at the front end's rate) that is empty, holds NaN/inf,
-        is silent or is shorter than one analysis window."""
-        if n == 0:
-            raise EmofuseError(f"{utt}: no samples; give a clip with audio")
-        if not finite:
-            raise EmofuseError(f"{utt}: holds NaN or infinite samples; re-export the file")
-        if peak < SILENCE_PEAK:
-            raise EmofuseError(f"{utt}: silent (peak below {SILENCE_PEAK}); there is nothing to classify")
-        sr = self.frontend.sample_rate
-        if n < self.frontend.min_samples:
-            raise EmofuseError(f"{utt}: {n / sr * 1000:.1f} ms is shorter than one analysis window "
-                               f"({self.frontend.min_samples / sr * 1000:.0f} ms); give a longer clip")
+        return self._encoder
 
     def _windows(self, blocks: Iterable[np.ndarray], utt: str, seen: dict | None = None) -> Iterator[np.ndarray]:
-        """The windows of a clip that arrives in blocks, in order: (win,) slices starting at
-        0, hop, 2 hop, ... while they fit, then the tail [N - win, N) when the last one stops
-        short of the end; a clip of at most ``win`` samples is one window. Only the samples the
-        next windows need are kept. Bad audio is refused when the stream ends, before its last
-        window; ``seen["samples"]`` then holds the clip's length."""
-        sr = self.frontend.sample_rate
-        win, hop = int(self.window * sr), max(1, int(self.hop * sr))
-        buf, base, n, start, last_end = np.zeros(0, np.float32), 0, 0, 0, 0
-        finite, peak = True, 0.0
-        for block in blocks:
-            block = np.asarray(block, dtype=np.float32)
-            if block.size:
-                finite = finite and bool(np.isfinite(block).all())
-                if finite:
-                    peak = max(peak, float(np.abs(block).max()))
-            n += block.size
-            buf = np.concatenate([buf, block])
-            while start + win <= n:
-                yield buf[start - base: start - base + win]
-                last_end, start = start + win, start + hop
-            keep = max(base, min(start, n - win))  # the next window, or the tail window
-            buf, base = buf[keep - base:], keep
-        if seen is not None:
-            seen["samples"] = n
-        self._refuse_bad_audio(n, finite, peak, utt)
-        if last_end == 0:
-            yield buf[: n - base]  # the whole clip, shorter than one window
-        elif last_end < n:
-            yield buf[n - win - base: n - base]  # the tail gets a window of its own
+        return clip_windows(blocks, self.frontend, self.window, self.hop, utt, seen)
 
     def features(self, wave: np.ndarray, utt: str = "audio") -> tuple[torch.Tensor, torch.Tensor]:
         """Windows of one clip -> log-mel (W, T, F) and (W,) frame counts; bad audio is refused."""
         feats, frames = self.frontend(list(self._windows([wave], utt)))
         return feats.to(self.device), frames.to(self.device)
+
+    def in_training_data(self, path: str | Path) -> bool | None:
+        """Whether the file's bytes are those of a clip in the run's manifest (its
+        ``inputs/manifest.csv``, ``audio_sha1``: the data a CV run's folds trained, validated and
+        tested on). None when no such record sits above the checkpoints."""
+        if self._trained_audio is None:
+            from .evaluate import training_table
+
+            table = training_table(self.sources)
+            self._trained_audio = set(table["audio_sha1"]) if table is not None and "audio_sha1" in table.columns else set()
+            self._has_record = table is not None
+        if not self._has_record:
+            return None
+        from .speech import file_sha1
+
+        return file_sha1(path) in self._trained_audio
 
     @torch.no_grad()
     def predict(self, audio, text: str | None = None, sample_rate: int | None = None, utt: str | None = None) -> Prediction:
@@ -235,9 +361,13 @@ class Predictor:
 
         A file is decoded block by block and its windows go through the model ``WINDOW_BATCH``
         at a time, so memory does not grow with its length (except when the model transcribes
-        the clip itself: Whisper reads the whole clip).
+        the clip itself: Whisper reads the whole clip). Each window also feeds the speech check
+        (``Prediction.speech``); a file is checked against the run's own data
+        (``Prediction.in_training_data``).
         """
-        wave = None
+        from .speech import SpeechMeter
+
+        wave, in_training = None, None
         if isinstance(audio, (str, Path)):
             utt = utt or Path(audio).stem
             if self._transcribes(text):
@@ -254,22 +384,27 @@ class Predictor:
             utt = utt or "waveform"
         if wave is not None:  # bad audio is refused before the text is looked at
             finite = bool(np.isfinite(wave).all()) if wave.size else True
-            self._refuse_bad_audio(wave.size, finite, float(np.abs(wave).max()) if wave.size and finite else 0.0, utt)
+            refuse_bad_audio(wave.size, finite, float(np.abs(wave).max()) if wave.size and finite else 0.0, utt,
+                             self.frontend)
             blocks = [wave]
-        extra = self._text_inputs(text, utt, wave)
+        extra = self.text_inputs(text, utt, wave)
         sums = [torch.zeros(len(self.classes), device=self.device) for _ in self.modules]
-        n_windows, seen = 0, {}
+        n_windows, seen, meter = 0, {}, SpeechMeter(TARGET_SR)
         for group in _groups(self._windows(blocks, utt, seen), WINDOW_BATCH):
+            for w in group:
+                meter.add(w)
             x, lengths = self.frontend(group)
-            x, lengths = x.to(self.device), lengths.to(self.device)
-            inputs = {k: v.expand(len(group), *v.shape[1:]) for k, v in extra.items()}
+            fields = {"x": x.to(self.device), "lengths": lengths.to(self.device),
+                      **{k: v.expand(len(group), *v.shape[1:]) for k, v in extra.items()}}
             for m, total in zip(self.modules, sums):
-                batch = {"x": x, "lengths": lengths, **inputs} if "audio" in m.modalities else inputs
-                total += torch.softmax(m(**batch).float(), dim=1).sum(0)
+                total += torch.softmax(m(**m.inputs(fields)).float(), dim=1).sum(0)
             n_windows += len(group)
+        if isinstance(audio, (str, Path)):
+            in_training = self.in_training_data(audio)
         probs = (sum(total / n_windows for total in sums) / len(self.modules)).cpu().numpy()
+        check = meter.result()
         return Prediction(utt, self.classes[int(probs.argmax())], {c: float(p) for c, p in zip(self.classes, probs)},
-                          n_windows, seen["samples"] / TARGET_SR)
+                          n_windows, seen["samples"] / TARGET_SR, check.speech, check.reason, in_training)
 
     def _transcribes(self, text: str | None) -> bool:
         """Whether this prediction needs the whole clip: a model trained on ASR text without a transcript."""
@@ -289,11 +424,12 @@ def _groups(items: Iterable, size: int) -> Iterator[list]:
 
 
 def load(path: str | Path, device: str | torch.device | None = None, window_seconds: float = 8.0,
-         hop_seconds: float | None = None) -> Predictor:
-    """Load a checkpoint, a fold folder or a whole CV run (fold ensemble) for prediction."""
+         hop_seconds: float | None = None, fold: int | None = None) -> Predictor:
+    """Load a checkpoint, a fold folder or a whole CV run (fold ensemble; ``fold``: that fold only)."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ckpts = checkpoints_of(path)
-    return Predictor([_load_module(c, device) for c in ckpts], window_seconds, hop_seconds, ckpts)
+    pairs = fold_checkpoints(path, fold)
+    return Predictor([load_module(c, device) for _, c in pairs], window_seconds, hop_seconds,
+                     [c for _, c in pairs], [k for k, _ in pairs])
 
 
 def audio_files(paths: list[str]) -> list[Path]:

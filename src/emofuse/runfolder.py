@@ -275,3 +275,27 @@ class RunFolder:
             "kind": "emofuse run", "emofuse_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "manifest": str(manifest_path.resolve()), "manifest_fingerprint": fingerprint(table, classes),
             "fingerprint_columns": list(table.columns), "classes": classes}, indent=2))
+
+    # -- folds and their checkpoints (for inference, export, explain) ---------------------------
+    def folds(self) -> list[int]:
+        """The fold numbers that have a folder here, in order."""
+        found = (re.fullmatch(r"fold_(\d+)", p.name) for p in self.path.glob("fold_*") if p.is_dir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def fold_of(self, folder: str | Path) -> int | None:
+        """The fold number whose folder ``folder`` is, or None."""
+        return next((k for k in self.folds() if self.fold_dir(k).resolve() == Path(folder).resolve()), None)
+
+    def best_checkpoint(self, k: int) -> Path:
+        """Fold ``k``'s selected checkpoint: the one its ``metrics.json`` names (a path inside the
+        run), else ``checkpoints/best.ckpt``. It may not exist (an unfinished fold)."""
+        rel = None
+        if self.is_finished(k):
+            try:
+                rel = json.loads(self.metrics(k).read_text()).get("checkpoint")
+            except (ValueError, AttributeError):
+                raise EmofuseError(f"{self.metrics(k)}: not a metrics file (invalid JSON); remove the fold or train it "
+                                   "again") from None
+            if rel is not None and not isinstance(rel, str):
+                raise EmofuseError(f"{self.metrics(k)}: 'checkpoint' must be a path inside the run, not {type(rel).__name__}")
+        return self.path / rel if rel else self.checkpoints(k) / "best.ckpt"

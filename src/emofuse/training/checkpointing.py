@@ -8,8 +8,12 @@
   last improvement and ended with another result).
 - ``RngState``: the Python, NumPy and torch generators travel in the checkpoint, so a resumed
   fold draws the same dropout masks and augmentations as an uninterrupted one.
-- ``usable_checkpoint``: a checkpoint that does not load is renamed aside (``*.corrupt-TIME``)
-  and the fold resumes from the previous good state, said in one line.
+- ``best.ckpt`` is for inference only (``best_checkpoint_callback``): weights, hyper-parameters
+  (classes, front end, text settings), version and epoch; no optimiser, scheduler or loop state,
+  which only a resume needs and which ``last.ckpt`` alone carries (the optimiser's moments are
+  twice the weights: a third of the size).
+- ``usable_checkpoint``: a ``last.ckpt`` that does not load is renamed aside (``*.corrupt-TIME``)
+  and the fold starts again, said in one line.
 """
 
 from __future__ import annotations
@@ -56,6 +60,14 @@ def last_checkpoint_callback(dirpath: Path) -> L.Callback:
                            save_last=False, enable_version_counter=False, auto_insert_metric_name=False)
 
 
+def best_checkpoint_callback(dirpath: Path, monitor: str, mode: str) -> L.Callback:
+    """Writes ``best.ckpt`` when ``monitor`` improves: weights only (see the module's docstring)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                           save_weights_only=True, enable_version_counter=False, auto_insert_metric_name=False)
+
+
 class RngState(L.Callback):
     """Carries the global random generators in the checkpoint and restores them on resume."""
 
@@ -91,11 +103,11 @@ def checkpoint_loads(path: Path) -> bool:
 
 
 def usable_checkpoint(ckdir: Path, fold: int) -> Path | None:
-    """The checkpoint to resume fold ``fold`` from: ``last.ckpt`` if whole, else ``best.ckpt``
-    (the previous good state) if whole, else none (the fold starts again). Corrupt files are
-    renamed aside, with one line on stderr each."""
+    """The checkpoint to resume fold ``fold`` from: ``last.ckpt`` if whole, else none (the fold
+    starts again: ``best.ckpt`` holds no optimiser state to resume from). A corrupt one is
+    renamed aside, with one line on stderr."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for name in ("last.ckpt", "best.ckpt"):
+    for name in ("last.ckpt",):
         path = ckdir / name
         if not path.is_file():
             continue

@@ -13,6 +13,21 @@ from ..augment import SpecAugment
 from ..features import Normalize, model_args as feature_model_args
 from ..models import accepted_args, create_model, model_modalities
 
+# The batch fields a model receives, per modality, in the order exported graphs take them
+# (x: (B, T, F) raw features, lengths: (B,) frames; text: (B, L, D) token embeddings, text_lengths: (B,)).
+FIELDS = {"audio": ("x", "lengths"), "text": ("text", "text_lengths")}
+
+
+def input_fields(modalities) -> list[str]:
+    """The names of the inputs a model of these modalities receives (the one place that says so)."""
+    return [f for m in ("audio", "text") if m in modalities for f in FIELDS[m]]
+
+
+def model_inputs(batch: dict, modalities) -> dict:
+    """The fields of ``batch`` a model of these modalities receives (labels, indices, the other
+    modality's fields left out)."""
+    return {k: batch[k] for k in input_fields(modalities)}
+
 
 def plain(value, where: str = "value"):
     """``value`` as dicts, lists, tuples, strings, numbers, booleans and None (what the weights-only
@@ -95,30 +110,21 @@ class EmotionModule(L.LightningModule):
                 text_lengths: torch.Tensor | None = None, **extra) -> torch.Tensor:
         """Raw log-mel x (B, T, F) with (B,) lengths, and/or token embeddings text (B, L, D) with
         (B,) text_lengths -> logits (B, n_classes). ``extra`` goes to the model (e.g. return_attention)."""
-        inputs: dict = {}
-        if "audio" in self.modalities:
-            inputs.update(x=self.norm(x, lengths) if x is not None else None, lengths=lengths)
-        if "text" in self.modalities:
-            inputs.update(text=text, text_lengths=text_lengths)
+        inputs = model_inputs({"x": x, "lengths": lengths, "text": text, "text_lengths": text_lengths}, self.modalities)
+        if "audio" in self.modalities and x is not None:
+            inputs["x"] = self.norm(x, lengths)
         return self.model(**inputs, **extra)
 
-    def _model_inputs(self, x_normed: torch.Tensor, inputs: dict) -> dict:
-        out = {"x": x_normed, "lengths": inputs["lengths"]}
-        if "text" in self.modalities:
-            out.update(text=inputs["text"], text_lengths=inputs["text_lengths"])
-        return out
-
-    @staticmethod
-    def inputs(batch: dict) -> dict:
-        """The model inputs of a collated batch (labels and indices left out)."""
-        return {k: batch[k] for k in ("x", "lengths", "text", "text_lengths") if k in batch}
+    def inputs(self, batch: dict) -> dict:
+        """The inputs this model receives from a collated batch (labels and indices left out)."""
+        return model_inputs(batch, self.modalities)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         inputs = self.inputs(batch)
         if self.specaug is not None and "audio" in self.modalities:
             # SpecAugment: training batches only, each item masked by its own class's setting.
             x = self.specaug(self.norm(inputs["x"], inputs["lengths"]), inputs["lengths"], batch["y"])
-            logits = self.model(**self._model_inputs(x, inputs))
+            logits = self.model(**{**inputs, "x": x})
         else:
             logits = self(**inputs)
         loss = self.loss_fn(logits, batch["y"])
@@ -148,6 +154,11 @@ class EmotionModule(L.LightningModule):
         checkpoint["emofuse_version"] = __version__  # emofuse.load refuses checkpoints of another version
         # Plain values only, so that torch.load(weights_only=True) reads our own checkpoints.
         checkpoint["hyper_parameters"] = plain(checkpoint.get("hyper_parameters") or {}, "hyper_parameters")
+        if "optimizer_states" not in checkpoint:
+            # A weights-only checkpoint (best.ckpt) is for inference: weights, hyper-parameters (classes,
+            # front end, text settings), version and epoch; the loops' counters only serve a resume,
+            # which reads last.ckpt.
+            checkpoint.pop("loops", None)
 
     def configure_optimizers(self):
         hp = self.hparams

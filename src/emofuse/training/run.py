@@ -45,7 +45,7 @@ from ..text import TextConfig, TextStore, text_key
 from ..subsets import overlap_lines, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
 from ..runfolder import PARENT_LOCK_ENV, RunFolder, manifest_table
 from ..splits import FoldSplit, LeakageError, audit_split, make_folds, read_split, require_passed, write_split
-from .checkpointing import AtomicCheckpointIO, RngState, last_checkpoint_callback, usable_checkpoint
+from .checkpointing import AtomicCheckpointIO, RngState, best_checkpoint_callback, last_checkpoint_callback, usable_checkpoint
 from .data import FeatureDataset, FoldDataModule, class_weights, collate, BucketBatchSampler
 
 # Keys that change how a run executes, not what it computes: a resumed run may change them.
@@ -320,11 +320,11 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
     A fold with ``metrics.json`` is finished and is not touched; a fold with
     ``checkpoints/last.ckpt`` resumes from its last finished epoch and ends as an uninterrupted
     run would (same RNG state; exactly the same with ``train.deterministic=true``). A corrupt
-    checkpoint is set aside and the fold resumes from the previous good one (or starts again).
+    ``last.ckpt`` is set aside and the fold starts again.
     ``callbacks``: extra Lightning callbacks (e.g. to stop after an epoch).
     """
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from .callbacks import EpochLog, Throughput
@@ -364,8 +364,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
     monitor = tr.get("monitor", "val/macro_f1")
     mode = "min" if monitor.endswith("loss") else "max"
     ckdir = folder.checkpoints(k)
-    ckpt = ModelCheckpoint(dirpath=ckdir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
-                           enable_version_counter=False, auto_insert_metric_name=False)
+    ckpt = best_checkpoint_callback(ckdir, monitor, mode)
     throughput = Throughput()
     # Progress bars on a terminal; one line per epoch in logs and pipes.
     progress = progress and sys.stderr.isatty()
