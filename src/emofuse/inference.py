@@ -10,7 +10,6 @@ audio needs no more memory than a minute. Text and fusion models take the transc
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
