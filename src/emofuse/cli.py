@@ -378,6 +378,7 @@ def _quiet_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*limit_(train|val)_batches=1.0.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # small folds: says nothing
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
 
 
