@@ -20,7 +20,26 @@ _DISK_ERRORS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some d
                 errno.EACCES: "check the folder's permissions or choose a writable one"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _registry_names(full: bool) -> dict[str, list[str] | None]:
+    """Names the help texts list, read from the registries (models, front ends, export formats).
+    Those registries import torch (seconds), so they are read only when help is printed."""
+    if not full:
+        return {"models": None, "frontends": None, "formats": None}
+    from .export import FORMATS
+    from .features import KINDS
+    from .models import list_models
+
+    return {"models": list_models(), "frontends": list(KINDS), "formats": list(FORMATS)}
+
+
+def _listed(names: list[str] | None, sep: str = ", ") -> str:
+    return sep.join(names) if names else "..."
+
+
+def _parser(full_help: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``full_help=False`` skips the registries that import torch (their
+    names appear only in help texts; the library refuses an unknown name with the known ones)."""
+    reg = _registry_names(full_help)
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="emofuse", formatter_class=fmt, description=textwrap.dedent("""\
         Multimodal speech emotion recognition with speaker-independent, leak-free evaluation.
@@ -84,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         """)
     q.add_argument("manifest")
     q.add_argument("--out", required=True)
-    q.add_argument("--scheme", default="auto", choices=["auto", "session", "speaker"])
+    from .splits import SCHEMES
+
+    q.add_argument("--scheme", default="auto", choices=list(SCHEMES))
     q.add_argument("--n-folds", type=int)
     q.add_argument("--val-speakers", type=int)
     q.add_argument("--seed", type=int, default=0)
@@ -97,8 +118,8 @@ def _parser() -> argparse.ArgumentParser:
         emofuse features data/iemocap4 --text text.encoder=~/models/bert-base-uncased
         """)
     q.add_argument("manifest")
-    q.add_argument("--config", default="default", help="config whose features: and text: groups to use "
-                   "(e.g. whisper_mlp for Whisper encoder features)")
+    q.add_argument("--config", default="default", help="config whose features: and text: groups to use (front ends: "
+                   f"features.kind={_listed(reg['frontends'], ' | ')}; e.g. whisper_mlp for Whisper encoder features)")
     q.add_argument("--cache", help="cache folder (default: <manifest folder>/cache)")
     q.add_argument("--workers", type=int)
     q.add_argument("--text", action="store_true", help="also cache the frozen text encoder's token embeddings")
@@ -127,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("ct2_dir", help="tiny.en (packaged) or a local CTranslate2 Whisper folder")
     q.add_argument("out_dir")
 
+    from .config import list_configs
+
+    experiments = [c.split("/", 1)[1] for c in list_configs() if c.startswith("experiment/")]
     for name, help_, ex in (
         ("cv", "Run every fold of a speaker-independent cross-validation and summarise it.", """
             emofuse cv resnet18 data.manifest=data/ravdess8
@@ -142,8 +166,8 @@ def _parser() -> argparse.ArgumentParser:
             """),
     ):
         q = add(name, help_, ex)
-        q.add_argument("config", help="a config YAML, or a shipped experiment name (resnet18, cnn_bilstm, audio_transformer, "
-                       "text_mlp, early_fusion, cross_attention, demo; see 'emofuse configs')")
+        q.add_argument("config", help=f"a config YAML, or a shipped experiment name ({', '.join(experiments)}; "
+                       "see 'emofuse configs')")
         q.add_argument("overrides", nargs="*", help="KEY.SUB=VALUE config overrides (e.g. train.max_epochs=5)")
         q.add_argument("--out", help="run folder (default runs/<name>)")
         q.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
@@ -152,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--strategy", help="Lightning strategy (auto, ddp, ddp_spawn, ...)")
         q.add_argument("--accelerator", help="cpu, gpu, auto")
         q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        q.add_argument("--verbose", action="store_true", help="also show Lightning's own messages (devices, shutdown)")
+        q.add_argument("--dry-run", action="store_true", help="print the resolved config, the folds and an estimated "
+                       "time, then stop (trains nothing, writes no run folder)")
         if name == "train":
             q.add_argument("--fold", type=int, required=True)
         else:
@@ -164,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
         """)
     q.add_argument("--out", default="emofuse_demo", help="folder for the corpus, manifest and run")
     q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--verbose", action="store_true", help="also show Lightning's own messages (devices, shutdown)")
     q.add_argument("overrides", nargs="*", help="config overrides for the demo run")
 
     q = add("predict", "Predict emotions for audio files or folders with a trained checkpoint, fold or run (fold ensemble).", """
@@ -216,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         emofuse export runs/cross_attention/fold_2 --format torchscript --out exported/ca
         """)
     q.add_argument("model", help="a .ckpt file, a fold folder, or a run folder (--fold picks the fold)")
-    q.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    q.add_argument("--format", required=True, choices=reg["formats"], help=f"{_listed(reg['formats'], ' or ')}")
     q.add_argument("--out", required=True, help="folder for model.onnx / model.pt and model.json")
     q.add_argument("--fold", type=int, help="export this fold only (default: the ensemble of the run's finished folds)")
     q.add_argument("--window-seconds", type=float, default=8.0,
@@ -240,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
 
     _add_serve_parser(add)
-    add("models", "List the registered models.", "emofuse models")
+    add("models", f"List the registered models ({_listed(reg['models'])}).", "emofuse models")
     add("configs", "List the shipped configs.", "emofuse configs")
     return p
 
@@ -351,23 +379,10 @@ def _resolve_cfg(args) -> tuple[dict, Path]:
 
 
 def print_summary(summary: dict, run_dir: Path) -> None:
-    from .metrics import HEADLINE
+    """The summary table as ``emofuse cv`` prints it (``emofuse.summary.render``)."""
+    from .summary import render
 
-    print()
-    print(f"{summary.get('name') or summary['model']} ({summary['model']}, {', '.join(summary['modalities'])}) on "
-          f"{summary['corpus']}: {summary['n_folds']} speaker-independent folds ({summary['scheme']})"
-          f"{'' if summary['complete'] else ' [partial]'}")
-    print(f"{'fold':>4}  {'test speakers':<28} {'Macro-F1':>8} {'UA':>6} {'WA':>6}")
-    for f in summary["per_fold"]:
-        print(f"{f['fold']:>4}  {', '.join(f['test_groups'])[:28]:<28} {f['macro_f1']:>8.3f} {f['ua']:>6.3f} {f['wa']:>6.3f}")
-    print(f"{'mean':>4}  {'':<28} " + " ".join(f"{summary[k]['mean']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
-    print(f"{'std':>4}  {'':<28} " + " ".join(f"{summary[k]['std']:>{8 if k == 'macro_f1' else 6}.3f}" for k in HEADLINE))
-    print("per-class F1: " + ", ".join(f"{c} {v['mean']:.3f}" for c, v in summary["per_class_f1"].items()))
-    from .subsets import overlap_lines
-
-    print("\n".join(overlap_lines(summary)))
-    print(f"files: {run_dir}/summary.json, results.md, confusion.png, audit.json, fold_*/predictions.csv; "
-          f"TensorBoard: tensorboard --logdir {run_dir}")
+    print(render(summary, "text", run_dir), end="")
 
 
 def _quiet_warnings() -> None:
@@ -378,13 +393,14 @@ def _quiet_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*limit_(train|val)_batches=1.0.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # small folds: says nothing
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
 
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_warnings()
-    parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(full_help=not argv or any(a in ("-h", "--help") for a in argv))
     # key.sub=value overrides may stand anywhere on the line, also after options.
     overrides = [a for a in argv if _OVERRIDE.match(a)]
     args = parser.parse_args([a for a in argv if not _OVERRIDE.match(a)])
@@ -392,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides"):
             parser.error(f"'{args.command}' takes no key=value overrides: {overrides}")
         args.overrides = list(args.overrides) + overrides
+    args.argv = argv
     if not args.command:
         parser.print_help()
         return 0
@@ -407,180 +424,283 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emofuse: error: {exc.strerror or exc}{where}; {_DISK_ERRORS[exc.errno]} and run the same command again "
               "(finished work is kept)", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"emofuse: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("emofuse: interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
         return 130
 
 
-def _dispatch(args) -> int:
-    if args.command == "prepare":
-        from .prepare import prepare
+def cmd_prepare(args) -> int:
+    from .prepare import prepare
 
-        opts = {"csv": args.csv} if args.csv else {}
-        summary = prepare(args.corpus, args.root, args.out, args.class_map, args.strict, args.workers,
-                          args.min_seconds, args.force, **opts)
-        print("\n".join(summary.lines()))
+    opts = {"csv": args.csv} if args.csv else {}
+    summary = prepare(args.corpus, args.root, args.out, args.class_map, args.strict, args.workers,
+                      args.min_seconds, args.force, **opts)
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .synth import SynthSpec, make_synthetic_corpus
+
+    info = make_synthetic_corpus(args.out, SynthSpec(sessions=args.sessions, per_class=args.per_class,
+                                                     min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                                     durations=args.durations, sample_rate=args.sample_rate,
+                                                     scripts=args.scripts, seed=args.seed))
+    print(f"wrote {info['utterances']} utterances ({info['hours']:.2f} h) to {args.out} ({json.dumps(info['labels'])})")
+    print(f"next: emofuse prepare iemocap {args.out} --out {args.out.rstrip('/')}_manifest")
+    return 0
+
+
+def cmd_synth_noise(args) -> int:
+    from .synth import make_noise_folder
+
+    counts = make_noise_folder(args.out, args.per_kind, seed=args.seed)
+    print(f"wrote {sum(counts.values())} files to {args.out} ({', '.join(f'{k}/: {v}' for k, v in counts.items())})")
+    return 0
+
+
+def cmd_folds(args) -> int:
+    from .manifest import read_manifest
+    from .splits import audit_split, make_folds, require_passed, write_split
+
+    m = read_manifest(args.manifest)
+    folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed)
+    audits = []
+    for f in folds:
+        audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}", audit_split(f, m.df, near_duplicates=m.near_duplicates()))
+        audits.append(audit)
+        print(f"fold {f.fold}: test {', '.join(f.test_groups)} | train {audit['counts']['train']}, "
+              f"val {audit['counts']['val']}, test {audit['counts']['test']} | audit {'passed' if audit['passed'] else 'FAILED'}")
+    print(f"wrote {args.out}/fold_*/split.csv and audit.json")
+    require_passed(audits, Path(args.out))
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from .asr import transcribe_manifest
+
+    r = transcribe_manifest(args.manifest, args.model, args.beam_size, args.batch_size, args.device, args.compute_type,
+                            args.threads, args.language, args.column, progress=sys.stderr.isatty())
+    print(f"{r.manifest}: column {r.column}: {r.transcribed} transcribed, {r.cached} from {r.side_file}"
+          + (f"; WER against the manual 'text' column {r.wer_vs_manual:.3f}" if r.wer_vs_manual is not None else ""))
+    return 0
+
+
+def cmd_features(args) -> int:
+    from .config import apply_overrides, load_config
+    from .manifest import read_manifest
+    from .schema import check_config
+    from .training.inputs import cache_features
+
+    cfg = check_config(apply_overrides(load_config(args.config), args.overrides))
+    print("\n".join(cache_features(read_manifest(args.manifest), cfg, args.cache, args.workers, args.text)))
+    return 0
+
+
+def cmd_cv(args) -> int:
+    from .schema import check_config
+    from .training.lifecycle import open_run
+    from .training.scheduler import run_cv
+    from .writable import check_writable
+
+    _lightning_messages(args.verbose)
+    cfg, run_dir = _resolve_cfg(args)
+    folds = [args.fold] if args.command == "train" else _parse_folds(args.folds)
+    check_config(cfg, folds)  # a bad key, value or fold number stops here, before any work
+    if args.dry_run:
+        from .training.plan import dry_run
+
+        print(dry_run(cfg, run_dir, folds), end="")
         return 0
-    if args.command == "synth":
-        from .synth import SynthSpec, make_synthetic_corpus
-
-        info = make_synthetic_corpus(args.out, SynthSpec(sessions=args.sessions, per_class=args.per_class,
-                                                         min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                                                         durations=args.durations, sample_rate=args.sample_rate,
-                                                         scripts=args.scripts, seed=args.seed))
-        print(f"wrote {info['utterances']} utterances ({info['hours']:.2f} h) to {args.out} ({json.dumps(info['labels'])})")
-        print(f"next: emofuse prepare iemocap {args.out} --out {args.out.rstrip('/')}_manifest")
-        return 0
-    if args.command == "folds":
-        from .manifest import read_manifest
-        from .splits import audit_split, make_folds, require_passed, write_split
-
-        m = read_manifest(args.manifest)
-        folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed)
-        audits = []
-        for f in folds:
-            audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}",
-                                audit_split(f, m.df, near_duplicates=m.near_duplicates()))
-            audits.append(audit)
-            print(f"fold {f.fold}: test {', '.join(f.test_groups)} | train {audit['counts']['train']}, "
-                  f"val {audit['counts']['val']}, test {audit['counts']['test']} | audit {'passed' if audit['passed'] else 'FAILED'}")
-        print(f"wrote {args.out}/fold_*/split.csv and audit.json")
-        require_passed(audits, Path(args.out))
-        return 0
-    if args.command == "synth-noise":
-        from .synth import make_noise_folder
-
-        counts = make_noise_folder(args.out, args.per_kind, seed=args.seed)
-        print(f"wrote {sum(counts.values())} files to {args.out} ({', '.join(f'{k}/: {v}' for k, v in counts.items())})")
-        return 0
-    if args.command == "transcribe":
-        from .asr import transcribe_manifest
-
-        r = transcribe_manifest(args.manifest, args.model, args.beam_size, args.batch_size, args.device, args.compute_type,
-                                args.threads, args.language, args.column, progress=sys.stderr.isatty())
-        print(f"{r.manifest}: column {r.column}: {r.transcribed} transcribed, {r.cached} from {r.side_file}"
-              + (f"; WER against the manual 'text' column {r.wer_vs_manual:.3f}" if r.wer_vs_manual is not None else ""))
-        return 0
-    if args.command == "convert-whisper":
-        from .pretrained.convert import convert_whisper
-
-        print(f"{convert_whisper(args.ct2_dir, args.out_dir)}: transformers Whisper folder (every encoder layer: "
-              f"features.kind=hf_encoder features.model={args.out_dir})")
-        return 0
-    if args.command == "features":
-        from .config import apply_overrides, load_config
-        from .features import open_store
-        from .manifest import read_manifest
-        from .schema import check_config
-        from .training.run import frontend_config
-
-        cfg = check_config(apply_overrides(load_config(args.config), args.overrides))
-        m = read_manifest(args.manifest)
-        cache = args.cache or m.path.parent / "cache"
-        store = open_store(cache, frontend_config(cfg))
-        n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], workers=args.workers)
-        print(f"{store.dir}: {n} utterances computed, {len(m.df) - n} already cached")
-        if args.text:
-            from .text import TextConfig, TextStore
-            from .training.run import transcripts
-
-            text_cfg = TextConfig.from_dict(cfg.get("text"))
-            texts = transcripts(m, text_cfg)
-            tstore = TextStore(cache, text_cfg)
-            n = tstore.ensure(texts)
-            print(f"{tstore.dir}: {n} distinct texts encoded, {len(set(texts)) - n} already cached")
-        return 0
-    if args.command in ("cv", "train"):
-        from .schema import check_config
-        from .training.run import open_run, run_cv, summarize_run, train_fold
-        from .writable import check_writable
-
-        cfg, run_dir = _resolve_cfg(args)
-        folds = [args.fold] if args.command == "train" else _parse_folds(args.folds)
-        check_config(cfg, folds)  # a bad key, value or fold number stops here, before any work
-        check_writable(run_dir, "run folder", "give --out a folder you can write to")
+    check_writable(run_dir, "run folder", "give --out a folder you can write to")
+    with _resume_hint(args, run_dir):
         ctx = open_run(cfg, run_dir, args.overwrite, fold=args.fold if args.command == "train" else None)
         if args.command == "train":
-            result = train_fold(ctx, args.fold, progress=not args.no_progress)
-            if result is not None:
-                t = result["test"]
-                print(f"fold {args.fold}: test Macro-F1 {t['macro_f1']:.3f}, UA {t['ua']:.3f}, WA {t['wa']:.3f} "
-                      f"({run_dir}/fold_{args.fold}/metrics.json)")
-                summarize_run(ctx)  # summary.json once every fold is done, summary.partial.json before
-            return 0
+            return _train_one(ctx, args.fold, not args.no_progress)
         if (run_dir / "summary.json").is_file() and not args.overwrite:
             print(f"{run_dir}: finished run, kept (pass --overwrite to train again)", file=sys.stderr)
         summary = run_cv(ctx, folds, args.jobs, progress=not args.no_progress)
-        if summary is not None:
-            print_summary(summary, run_dir)
-        return 0
-    if args.command == "demo":
-        from .demo import run_demo
+    if summary is not None:
+        print_summary(summary, run_dir)
+    return 0
 
-        return run_demo(Path(args.out), args.overwrite, args.overrides)
-    if args.command == "predict":
-        return _predict_timeline(args) if args.timeline else _predict(args)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "evaluate":
-        from .evaluate import evaluate
 
-        rec = evaluate(args.model, args.manifest, args.out, args.device, args.window_seconds, args.text_column)
-        mt, c = rec["metrics"], rec["counts"]
-        left = c["manifest"] - c["evaluated"]
-        print(f"{rec['corpus'] or args.manifest}: Macro-F1 {mt['macro_f1']:.3f}, UA {mt['ua']:.3f}, WA {mt['wa']:.3f} on "
-              f"{c['evaluated']} utterances ({left} left out: see {args.out}/results.md); wrote {args.out}/metrics.json, "
-              "predictions.csv, confusion.png, results.md")
-        return 0
-    if args.command == "report":
-        from .report import write_report
+def _lightning_messages(verbose: bool) -> None:
+    """Lightning's banner and shutdown lines ("GPU available", "LOCAL_RANK", "`Trainer.fit`
+    stopped", "Detected KeyboardInterrupt") only with --verbose; its warnings always."""
+    if verbose:
+        return
+    import logging
 
-        page, md = write_report(args.run, args.cams)
-        print(f"wrote {page} and {md}")
-        return 0
-    if args.command == "compare":
-        from .report import compare_runs
+    import lightning.pytorch  # noqa: F401  (it sets its loggers' level on import; ours must come after)
 
-        table = compare_runs(args.runs, b=args.bootstrap, seed=args.seed)
-        print(table, end="")
-        if args.out:
-            from .atomic import write_text_atomic
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
-            write_text_atomic(args.out, table)  # replaces a link at --out instead of writing through it
-        return 0
-    if args.command == "export":
-        from .export import export_model
 
-        path, side = export_model(args.model, args.format, args.out, args.fold, args.window_seconds)
-        meta = json.loads(side.read_text())
-        print(f"wrote {path} and {side}: {meta['which']}; inputs "
-              + ", ".join(f"{n} {tuple(i['shape'])} {i['dtype']}" for n, i in meta["inputs"].items())
-              + f"; {meta['sample_rate']} Hz, {meta['window_seconds']:g} s windows; classes {', '.join(meta['classes'])}")
-        return 0
-    if args.command == "explain":
-        from .explain import explain, plot_explanation
-        from .inference import audio_files, load
+def _train_one(ctx, k: int, progress: bool) -> int:
+    from .summary import summarize_run
+    from .training.scheduler import train_with_progress
 
-        predictor = load(args.model, args.device, args.window_seconds, fold=args.fold)
-        files = audio_files(args.audio)
-        texts = _read_transcripts(args.transcripts)
-        for f in files:
-            e = explain(predictor, f, text=args.text if args.text is not None else texts.get(f.stem), target=args.target,
-                        utt=f.stem)
-            path = plot_explanation(e, Path(args.out) / f"{f.stem}.png")
-            print(f"{path}: {e.kind} of {e.which}, predicted {e.label}, explained {e.explained}")
-        return 0
-    if args.command == "models":
-        from .models import list_models, model_modalities
+    result = train_with_progress(ctx, [k], progress)
+    if result is not None:
+        t = result["test"]
+        print(f"fold {k}: test Macro-F1 {t['macro_f1']:.3f}, UA {t['ua']:.3f}, WA {t['wa']:.3f} "
+              f"({ctx.run_dir}/fold_{k}/metrics.json)")
+        summarize_run(ctx)  # summary.json once every fold is done, summary.partial.json before
+    return 0
 
-        print("\n".join(f"{n:<20} {' + '.join(model_modalities(n))}" for n in list_models()))
-        return 0
-    if args.command == "configs":
-        from .config import list_configs
 
-        print("\n".join(list_configs()))
-        return 0
-    raise EmofuseError(f"unknown command {args.command}")
+class Interrupted(Exception):
+    """Ctrl-C during training, with the command that resumes the run."""
+
+
+def resume_command(args, run_dir: Path) -> str:
+    """The command that resumes this run: its own saved config, so an edited config file or a
+    moved manifest does not stand in the way (and never ``--overwrite``, which would delete it)."""
+    import shlex
+
+    if not (run_dir / "config.yaml").is_file():  # stopped before the run began: the command as typed
+        return shlex.join(["emofuse", *(a for a in getattr(args, "argv", []) if a != "--overwrite")])
+    cmd = ["emofuse", args.command, str(run_dir / "config.yaml")]
+    if args.command == "train":
+        cmd += ["--fold", str(args.fold)]
+    elif args.folds:
+        cmd += ["--folds", args.folds]
+    if getattr(args, "jobs", 1) > 1:
+        cmd += ["--jobs", str(args.jobs)]
+    return shlex.join(cmd + ["--out", str(run_dir)])
+
+
+class _resume_hint:
+    """Turns Ctrl-C inside training into ``Interrupted`` with the exact resume command."""
+
+    def __init__(self, args, run_dir: Path) -> None:
+        self.args, self.run_dir = args, run_dir
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            from .training.fold import Interrupted as FoldInterrupted
+
+            where = f" during fold {exc.fold}" if isinstance(exc, FoldInterrupted) else ""
+            kept = "finished folds and each fold's last.ckpt are kept" if (self.run_dir / "config.yaml").is_file() \
+                else "nothing was trained yet"
+            raise Interrupted(f"interrupted{where}; {kept}; resume with: {resume_command(self.args, self.run_dir)}") from None
+        return False
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    _lightning_messages(args.verbose)
+    return run_demo(Path(args.out), args.overwrite, args.overrides)
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+
+    rec = evaluate(args.model, args.manifest, args.out, args.device, args.window_seconds, args.text_column)
+    mt, c = rec["metrics"], rec["counts"]
+    left = c["manifest"] - c["evaluated"]
+    print(f"{rec['corpus'] or args.manifest}: Macro-F1 {mt['macro_f1']:.3f}, UA {mt['ua']:.3f}, WA {mt['wa']:.3f} on "
+          f"{c['evaluated']} utterances ({left} left out: see {args.out}/results.md); wrote {args.out}/metrics.json, "
+          "predictions.csv, confusion.png, results.md")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    page, md = write_report(args.run, args.cams)
+    print(f"wrote {page} and {md}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .atomic import write_text_atomic
+    from .report import compare_runs
+
+    table = compare_runs(args.runs, b=args.bootstrap, seed=args.seed)
+    print(table, end="")
+    if args.out:
+        write_text_atomic(args.out, table)  # replaces a link at --out instead of writing through it
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_model
+
+    path, side = export_model(args.model, args.format, args.out, args.fold, args.window_seconds)
+    meta = json.loads(side.read_text())
+    print(f"wrote {path} and {side}: {meta['which']}; inputs "
+          + ", ".join(f"{n} {tuple(i['shape'])} {i['dtype']}" for n, i in meta["inputs"].items())
+          + f"; {meta['sample_rate']} Hz, {meta['window_seconds']:g} s windows; classes {', '.join(meta['classes'])}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .explain import explain, plot_explanation
+    from .inference import audio_files, load
+
+    predictor = load(args.model, args.device, args.window_seconds, fold=args.fold)
+    texts = _read_transcripts(args.transcripts)
+    for f in audio_files(args.audio):
+        e = explain(predictor, f, text=args.text if args.text is not None else texts.get(f.stem), target=args.target,
+                    utt=f.stem)
+        path = plot_explanation(e, Path(args.out) / f"{f.stem}.png")
+        print(f"{path}: {e.kind} of {e.which}, predicted {e.label}, explained {e.explained}")
+    return 0
+
+
+def cmd_convert_whisper(args) -> int:
+    from .pretrained.convert import convert_whisper
+
+    print(f"{convert_whisper(args.ct2_dir, args.out_dir)}: transformers Whisper folder (every encoder layer: "
+          f"features.kind=hf_encoder features.model={args.out_dir})")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    return _predict_timeline(args) if args.timeline else _predict(args)
+
+
+def cmd_serve(args) -> int:
+    return _serve(args)
+
+
+def cmd_models(args) -> int:
+    from .models import list_models, model_modalities
+
+    print("\n".join(f"{n:<20} {' + '.join(model_modalities(n))}" for n in list_models()))
+    return 0
+
+
+def cmd_configs(args) -> int:
+    from .config import list_configs
+
+    print("\n".join(list_configs()))
+    return 0
+
+
+# One handler per command: a new command is a parser entry in _parser() plus one line here.
+COMMANDS = {"prepare": cmd_prepare, "synth": cmd_synth, "synth-noise": cmd_synth_noise, "folds": cmd_folds,
+            "transcribe": cmd_transcribe, "convert-whisper": cmd_convert_whisper, "features": cmd_features, "cv": cmd_cv,
+            "train": cmd_cv, "demo": cmd_demo, "predict": cmd_predict, "evaluate": cmd_evaluate, "report": cmd_report,
+            "compare": cmd_compare, "export": cmd_export, "explain": cmd_explain, "serve": cmd_serve, "models": cmd_models,
+            "configs": cmd_configs}
+
+
+def _dispatch(args) -> int:
+    handler = COMMANDS.get(args.command)
+    if handler is None:
+        raise EmofuseError(f"unknown command {args.command}")
+    return handler(args)
 
 
 # --- emotion over time and the local service (issue #22): parser pieces and handlers -------------

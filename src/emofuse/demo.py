@@ -6,11 +6,12 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import print_summary
 from .config import load_config
 from .prepare import prepare
+from .summary import render
 from .synth import SynthSpec, make_synthetic_corpus
-from .training.run import open_run, run_cv
+from .training.lifecycle import open_run
+from .training.scheduler import run_cv
 
 
 def run_demo(out: Path, overwrite: bool = False, overrides: list[str] | None = None) -> int:
@@ -28,6 +29,6 @@ def run_demo(out: Path, overwrite: bool = False, overrides: list[str] | None = N
     ctx = open_run(cfg, run_dir, overwrite)
     result = run_cv(ctx)
     if result is not None:
-        print_summary(result, run_dir)
+        print(render(result, "text", run_dir), end="")
     print(f"demo finished in {time.time() - t0:.0f} s")
     return 0

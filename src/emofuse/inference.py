@@ -113,7 +113,6 @@ def load_module(ckpt: Path, device: torch.device):
     return module.to(device).eval()
 
 
-_load_module = load_module  # the name training/run.py imports
 
 
 def _inside(path: Path, folder: Path, what: str, source: str) -> Path:

@@ -1,4 +1,4 @@
-"""Training callbacks: throughput and the share of each step spent waiting on data."""
+"""Training callbacks: throughput, the share of each step spent waiting on data, and progress lines."""
 
 from __future__ import annotations
 
@@ -45,15 +45,56 @@ class Throughput(L.Callback):
                 "data_wait_fraction": round(self.wait_seconds / self.train_seconds, 4) if self.train_seconds else None}
 
 
-class EpochLog(L.Callback):
-    """One line per epoch on stderr, for logs and terminals without progress bars."""
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
+
+class CVClock:
+    """Overall progress of a cross-validation: which fold of how many, which epoch, and the time
+    left, estimated from the epochs finished so far in this process (mean epoch time times the
+    epochs still to train, counting ``max_epochs`` for every fold not started; early stopping
+    can only make it shorter)."""
+
+    def __init__(self, folds: list[int], max_epochs: int) -> None:
+        self.folds, self.max_epochs = list(folds), max_epochs
+        self.epoch_seconds: list[float] = []
+        self.start = time.perf_counter()
+
+    def fold_log(self, k: int, label: str = "") -> "EpochLog":
+        return EpochLog(f"fold {k} ({self.folds.index(k) + 1}/{len(self.folds)}{label}) ", clock=self, fold=k)
+
+    def eta(self, fold: int, epoch: int) -> str:
+        """``elapsed, ~left`` after ``epoch`` (0-based) of ``fold`` finished."""
+        elapsed = _duration(time.perf_counter() - self.start)
+        if not self.epoch_seconds:
+            return f"{elapsed} elapsed"
+        later = len(self.folds) - self.folds.index(fold) - 1
+        left_epochs = max(0, self.max_epochs - epoch - 1) + later * self.max_epochs
+        mean = sum(self.epoch_seconds) / len(self.epoch_seconds)
+        return f"{elapsed} elapsed, ~{_duration(mean * left_epochs)} left"
+
+
+class EpochLog(L.Callback):
+    """One line per epoch on stderr, for logs and terminals without progress bars; with a
+    ``CVClock``, also the epoch out of ``max_epochs`` and the run's time left."""
+
+    def __init__(self, prefix: str = "", clock: CVClock | None = None, fold: int | None = None) -> None:
+        self.prefix, self.clock, self.fold = prefix, clock, fold
+        self._t0: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
         m = trainer.callback_metrics
         parts = [f"{k} {float(m[k]):.3f}" for k in ("train/loss", "val/loss", "val/macro_f1") if k in m]
-        print(f"{self.prefix}epoch {trainer.current_epoch}: " + ", ".join(parts), file=sys.stderr, flush=True)
+        epoch = f"epoch {trainer.current_epoch}"
+        if self.clock is not None:
+            if self._t0 is not None:
+                self.clock.epoch_seconds.append(time.perf_counter() - self._t0)
+            epoch = f"epoch {trainer.current_epoch + 1}/{self.clock.max_epochs}"
+            parts.append(self.clock.eta(self.fold, trainer.current_epoch))
+        print(f"{self.prefix}{epoch}: " + ", ".join(parts), file=sys.stderr, flush=True)

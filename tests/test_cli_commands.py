@@ -1,0 +1,114 @@
+"""The CLI as thin handlers over library calls: a dispatch table, help texts from the registries,
+`features` through the library, `--dry-run`, progress lines with the time left, quiet Lightning,
+and Ctrl-C ending with one line that says how to resume."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+from emofuse import cli
+from emofuse.config import list_configs
+
+from conftest import TINY, run_cli
+
+
+def test_every_command_has_one_handler():
+    parser = cli._parser(full_help=False)
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(cli.COMMANDS)
+
+
+def test_help_lists_come_from_the_registries():
+    from emofuse.models import list_models
+
+    r = run_cli("cv", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for name in (c.split("/", 1)[1] for c in list_configs() if c.startswith("experiment/")):
+        assert name in text, name  # e.g. whisper_mlp and resnet18_augment, missing from the old hard-coded list
+    top = " ".join(run_cli("--help").stdout.split())
+    assert all(m in top for m in list_models())
+
+
+def test_features_command_is_a_library_call(synth_manifest, tmp_path):
+    from emofuse.config import load_config
+    from emofuse.manifest import read_manifest
+    from emofuse.schema import check_config
+    from emofuse.training.inputs import cache_features
+
+    cfg = check_config(load_config("default"))
+    m = read_manifest(synth_manifest)
+    first = cache_features(m, cfg, tmp_path / "cache", workers=1)
+    assert f"{len(m.df)} utterances computed, 0 already cached" in first[0]
+    r = run_cli("features", str(synth_manifest), "--cache", str(tmp_path / "cache"), "--workers", "1")
+    assert r.returncode == 0 and f"0 utterances computed, {len(m.df)} already cached" in r.stdout, r.stderr[-2000:]
+
+
+def test_dry_run_prints_config_folds_and_estimate_and_writes_no_run(synth_manifest, tmp_path):
+    run = tmp_path / "run"
+    r = run_cli("cv", "demo", f"data.manifest={synth_manifest}", *TINY, "--out", str(run), "--dry-run")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "max_epochs: 1" in r.stdout and "# folds: 5 (session), audit passed" in r.stdout
+    fold_rows = [ln for ln in r.stdout.splitlines() if ln.endswith("  to train")]
+    assert len(fold_rows) == 5 and all("Session" in ln for ln in fold_rows)
+    assert "ms per item: one measured training step" in r.stdout
+    assert not run.exists()
+
+
+def _resume_argv(line: str) -> list[str]:
+    cmd = shlex.split(line.split("resume with: ", 1)[1])
+    assert cmd[0] == "emofuse"
+    return [sys.executable, "-m", "emofuse", *cmd[1:]]
+
+
+def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
+            "train.max_epochs=3", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    seen = []
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if "epoch 1/3" in line:  # the first epoch's line; its last.ckpt follows it
+            while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err[-3000:]
+    epoch_line = next(ln for ln in seen if "epoch 1/3" in ln)
+    assert epoch_line.startswith("fold 0 (1/1) epoch 1/3:") and "elapsed, ~" in epoch_line and "left" in epoch_line
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("emofuse: interrupted during fold 0;") and "resume with: emofuse cv" in last, err[-2000:]
+    assert sum(ln.startswith("emofuse:") for ln in err.splitlines()) == 1
+    for noise in ("Traceback", "GPU available", "LOCAL_RANK", "Detected KeyboardInterrupt", "Trainer.fit", "logging interval"):
+        assert noise not in err, noise
+    assert (run / "fold_0" / "checkpoints" / "last.ckpt").is_file()
+
+    done = subprocess.run(_resume_argv(last) + ["--verbose"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fold 0: resuming from" in done.stderr and "epoch 3/3" in done.stderr
+    assert "GPU available" in done.stderr  # --verbose gives Lightning's own lines back
+    assert (run / "fold_0" / "metrics.json").is_file()
+
+
+def test_resume_command_never_overwrites(tmp_path):
+    import argparse
+
+    run = tmp_path / "run"
+    args = argparse.Namespace(command="cv", folds="0,2", jobs=2, argv=["cv", "demo", "--overwrite", "data.manifest=a b"])
+    assert cli.resume_command(args, run) == "emofuse cv demo 'data.manifest=a b'"  # no run yet: the command as typed
+    run.mkdir()
+    (run / "config.yaml").write_text("name: demo\n")
+    assert cli.resume_command(args, run) == f"emofuse cv {run}/config.yaml --folds 0,2 --jobs 2 --out {run}"
