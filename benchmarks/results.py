@@ -34,6 +34,7 @@ class Experiment:
     cost: str                      # on the 2-core reference CPU
     args: tuple[str, ...] = ()
     needs: tuple[str, ...] = field(default=())   # "ravdess", "pretrained"
+    quick: tuple[str, ...] = ("--quick",)         # the script's smoke-run flags (they write no record)
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -49,6 +50,12 @@ EXPERIMENTS: dict[str, Experiment] = {
                                    "~3 h", ("--policies", "none,uniform,class_differentiated,"
                                             "class_differentiated_waveform_only,class_differentiated_specaugment_only"),
                                    needs=("ravdess",)),
+    "ravdess_ssl_layers": Experiment("ravdess_ssl_layers.py", "Whisper tiny.en: last layer vs all layers weighted, "
+                                     "RAVDESS 8-class", "~2 h CPU", needs=("ravdess", "pretrained"), quick=("--dry-run",)),
+    "serve_load": Experiment("serve_load.py", "local service: 200 requests, 8 in flight (latency, throughput, memory)",
+                             "~5 min", quick=("--requests", "16", "--no-record")),
+    "timeline_rtf": Experiment("timeline_rtf.py", "emotion over time: real-time factor and memory on a 30-minute file",
+                               "~6 min", quick=("--minutes", "2", "--no-record")),
 }
 
 
@@ -82,7 +89,7 @@ def main() -> int:
     failed = []
     for n in names:
         e = EXPERIMENTS[n]
-        cmd = [sys.executable, str(HERE / e.script), *e.args, *(["--quick"] if args.quick else [])]
+        cmd = [sys.executable, str(HERE / e.script), *e.args, *(e.quick if args.quick else [])]
         print(f"== {n} ({e.cost}): {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         t0 = time.time()
         rc = subprocess.call(cmd, cwd=HERE)
