@@ -188,7 +188,7 @@ def open_run(cfg: dict, run_dir: Path, overwrite: bool = False, fold: int | None
     # Folds and their audit first: a leaking split stops before any feature is computed.
     cv = cfg["cv"]
     folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
-                       cv.get("val_speakers"), int(cv.get("seed", 0)))
+                       cv.get("val_speakers"), int(cv.get("seed", 0)), cv.get("test_corpus"))
     text_column = transcript_column(manifest.df, text_cfg.read_column if text_cfg else None)
     if cv.get("protocol") == "script_disjoint":
         folds = [_disjoint(f, manifest.df, text_column) for f in folds]
