@@ -59,7 +59,7 @@ def two_corpora(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_merge_namespaces_speakers_and_reports_absent_classes(two_corpora, tmp_path):
     a, b = two_corpora
-    summary = merge_manifests([f"a={a}", f"b={b}"], tmp_path / "ab", workers=1)
+    summary = merge_manifests([f"a:{a}", f"b:{b}"], tmp_path / "ab", workers=1)
     m = read_manifest(tmp_path / "ab")
     assert sorted(m.df["corpus"].unique()) == ["a", "b"] and len(m.df) == 32 + 18
     assert {"a/s1", "b/s1"} <= set(m.df["speaker"])          # one id in two corpora: two people
@@ -77,11 +77,14 @@ def test_merge_refuses_a_name_clash_and_a_single_manifest(two_corpora, tmp_path)
         merge_manifests([str(a), str(b)], tmp_path / "x")  # both prepared as corpus 'csv'
     r = run_cli("prepare", "merge", str(a), "--out", str(tmp_path / "y"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "two or more manifests" in r.stderr
+    r = run_cli("prepare", "merge", f"first:{a}", f"second:{b}", "--out", str(tmp_path / "z"), "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert sorted(read_manifest(tmp_path / "z").df["corpus"].unique()) == ["first", "second"]
 
 
 def test_leave_one_corpus_out_folds_and_audit(two_corpora, tmp_path):
     a, b = two_corpora
-    merge_manifests([f"a={a}", f"b={b}"], tmp_path / "ab", workers=1)
+    merge_manifests([f"a:{a}", f"b:{b}"], tmp_path / "ab", workers=1)
     m = read_manifest(tmp_path / "ab")
     folds = make_folds(m.df, "merge", "leave_one_corpus_out")
     assert [f.test_groups for f in folds] == [["a"], ["b"]]
@@ -108,7 +111,7 @@ def test_a_recording_shared_across_corpora_fails_the_audit(two_corpora, tmp_path
     first = src.audio_path(src.df["path"][0])
     root = csv_corpus(tmp_path / "c", ["u1", "u2", "u3"], 9000, copy_from=first)
     prepare("csv", root, tmp_path / "c_manifest", workers=1)
-    merge_manifests([f"a={a}", f"c={tmp_path / 'c_manifest'}"], tmp_path / "ac", workers=1)
+    merge_manifests([f"a:{a}", f"c:{tmp_path / 'c_manifest'}"], tmp_path / "ac", workers=1)
     m = read_manifest(tmp_path / "ac")
     pairs = pd.read_csv(tmp_path / "ac" / "near_duplicates.csv")
     assert len(pairs) == 1 and {pairs["utt_a"][0][:2], pairs["utt_b"][0][:2]} == {"a/", "c/"}
@@ -120,7 +123,7 @@ def test_a_recording_shared_across_corpora_fails_the_audit(two_corpora, tmp_path
 
 def test_cv_trains_on_one_corpus_and_tests_on_another(two_corpora, tmp_path):
     a, b = two_corpora
-    merge_manifests([f"a={a}", f"b={b}"], tmp_path / "ab", workers=1)
+    merge_manifests([f"a:{a}", f"b:{b}"], tmp_path / "ab", workers=1)
     r = run_cli("cv", "demo", f"data.manifest={tmp_path / 'ab'}", *TINY, "cv.test_corpus=b", "--out", str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr[-3000:]
     audit = json.loads((tmp_path / "run" / "fold_0" / "audit.json").read_text())

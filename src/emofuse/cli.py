@@ -40,11 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         emofuse prepare iemocap /data/IEMOCAP_full_release --out data/iemocap6 --class-map iemocap6
         emofuse prepare csv /data/mycorpus --csv /data/mycorpus/meta.csv --out data/mine --strict
         emofuse prepare merge data/ravdess4 data/cremad4 --out data/ravdess_cremad   # for cv.scheme=leave_one_corpus_out
+        emofuse prepare merge voicesA:data/synthA voicesB:data/synthB --out data/ab  # NAME:DIR names a corpus
         """)
     from .corpora import list_corpora
     from .labels import list_class_maps
     q.add_argument("corpus", choices=list_corpora() + ["merge"], help="a corpus, or 'merge' to join prepared manifests")
-    q.add_argument("root", nargs="+", help="the corpus folder (merge: two or more manifests, each DIR or NAME=DIR)")
+    q.add_argument("root", nargs="+", help="the corpus folder (merge: two or more manifests, each DIR or NAME:DIR)")
     q.add_argument("--out", required=True, help="manifest folder to write")
     q.add_argument("--class-map", help=f"built-in map ({', '.join(list_class_maps())}) or a YAML file")
     q.add_argument("--csv", help="metadata CSV for the csv corpus (default ROOT/metadata.csv)")

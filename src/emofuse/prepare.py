@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from .shards import process_pool
 from .writable import check_writable
 
 HASH_CHUNK = 1 << 20  # bytes read at a time to hash a file
+_NAMED = re.compile(r"^([A-Za-z][\w-]*):(.+)$")  # NAME:DIR in 'prepare merge' (a folder named x:y: give ./x:y)
 
 
 @dataclass
@@ -246,7 +248,7 @@ class MergeSummary:
 def merge_manifests(sources: list[str], out: str | Path, workers: int | None = None) -> MergeSummary:
     """Join prepared manifests into one for leave-one-corpus-out folds (``emofuse prepare merge``).
 
-    Each source is ``DIR`` (or its manifest.csv), or ``NAME=DIR`` to name the corpus (default: the
+    Each source is ``DIR`` (or its manifest.csv), or ``NAME:DIR`` to name the corpus (default: the
     corpus its prepare.json names; two sources may not share a name). The merged manifest gets a
     ``corpus`` column; its utt_ids, speakers and sessions are prefixed ``NAME/`` so that two
     corpora's ``Actor_01`` stay two people; classes are aligned by name (the union, in the first
@@ -266,15 +268,14 @@ def merge_manifests(sources: list[str], out: str | Path, workers: int | None = N
     out = check_writable(Path(out), "manifest", "give --out a folder you can write to")
     loaded = []
     for src in sources:
-        name, sep, where = str(src).partition("=")
-        if not sep or "/" in name:
-            name, where = "", str(src)
+        named = _NAMED.match(str(src))
+        name, where = (named.group(1), named.group(2)) if named else ("", str(src))
         m = read_manifest(where)
         if "corpus" in m.df.columns:
             raise EmofuseError(f"{m.path}: already a merged manifest; give the manifests it was merged from")
         name = name or str(m.meta.get("corpus") or m.path.parent.name)
         if any(name == n for n, _ in loaded):
-            raise EmofuseError(f"{src}: two manifests are both named {name!r}; name them: NAME={where}")
+            raise EmofuseError(f"{src}: two manifests are both named {name!r}; name them: NAME:{where}")
         loaded.append((name, m))
     classes: list[str] = []
     for _, m in loaded:
