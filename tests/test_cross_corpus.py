@@ -88,6 +88,7 @@ def test_leave_one_corpus_out_folds_and_audit(two_corpora, tmp_path):
     m = read_manifest(tmp_path / "ab")
     folds = make_folds(m.df, "merge", "leave_one_corpus_out")
     assert [f.test_groups for f in folds] == [["a"], ["b"]]
+    assert [f.scheme for f in make_folds(m.df, "merge")] == ["leave_one_corpus_out"] * 2  # the default on a merge
     for f in folds:
         test = f.test_groups[0]
         corpus_of = dict(zip(m.df["utt_id"], m.df["corpus"]))

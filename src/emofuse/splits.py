@@ -11,7 +11,8 @@ offered. Two more schemes take their parts from the manifest:
   no speaker crosses them; where speakers do cross (MELD, ESD) the audit refuses it.
 - ``leave_one_corpus_out``: on a manifest of several corpora (``emofuse prepare merge``), one
   fold per corpus (``cv.test_corpus=NAME``: just that one) tests on that corpus and trains on the
-  others; validation speakers are drawn from each training corpus.
+  others; validation speakers are drawn from each training corpus. ``auto`` picks it on such a
+  manifest.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ def resolve_scheme(scheme: str, corpus: str, df: pd.DataFrame, test_corpus: str 
         return "leave_one_corpus_out"
     if scheme != "auto":
         return scheme
-    # A corpus's published partitions are its default where they are speaker independent.
+    # A merged manifest exists to test across corpora; a corpus's published partitions are its
+    # default where they are speaker independent.
+    if CORPUS_COLUMN in df.columns and df[CORPUS_COLUMN].nunique() > 1:
+        return "leave_one_corpus_out"
     if has_official(df) and official_speakers_disjoint(df):
         return "official"
     # Leave-one-session-out where sessions hold several speakers (IEMOCAP); speaker folds otherwise.
