@@ -161,7 +161,7 @@ def test_meld_official_partitions_are_refused_in_one_line(tmp_path):
     r = run_cli("folds", str(tmp_path / "m"), "--scheme", "official", "--out", str(tmp_path / "folds"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     line = r.stderr.strip().splitlines()[-1]
-    assert "official partitions fail the leakage audit" in line and "not speaker independent" in line
+    assert "official partitions fail the leakage audit" in line and "share speakers or recordings" in line
     assert "use cv.scheme=speaker" in line and "meld_Ross" in line
 
 

@@ -351,7 +351,7 @@ def require_passed(audits: list[dict], where: Path) -> None:
         scheme = failed[0].get("scheme")
         if scheme == "official":
             raise LeakageError(f"{where}: the corpus's official partitions fail the leakage audit (fold {failed[0]['fold']}: "
-                               f"{bad}): they are not speaker independent; use {INSTEAD['official']}")
+                               f"{bad}): they share speakers or recordings across train/validation/test; use {INSTEAD['official']}")
         fix = INSTEAD.get(scheme, "fix the manifest (speaker ids, duplicate recordings), re-run 'emofuse prepare'")
         raise LeakageError(f"{where}: the leakage audit fails for folds {[a['fold'] for a in failed]} "
                            f"(fold {failed[0]['fold']}: {bad}); {fix}, and start a new run")
