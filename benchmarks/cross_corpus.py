@@ -19,26 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import RAVDESS, ravdess_manifest, run_step
+from _common import RAVDESS, commit, ravdess_manifest, run_step
 from _common import machine as describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = REPO / "benchmarks" / "results" / "cross_corpus.json"
 RECIPE = ["train.max_epochs=6", "train.early_stopping_patience=3", "data.feature_workers=2"]
 SYNTH = {"sessions": 2, "per_class": 10, "seed": 7}  # 4 speakers the run never heard, ~180 utterances
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def headline(m: dict) -> dict:
