@@ -39,6 +39,7 @@ from ..inference import _load_module, read_checkpoint
 from ..manifest import Manifest, read_manifest
 from ..metrics import HEADLINE, compute_metrics, plot_confusion, summarize
 from ..models import model_modalities
+from ..provenance import reset_peaks, write_fold
 from ..schema import check_config
 from ..text import TextConfig, TextStore, text_key
 from ..subsets import overlap_lines, script_disjoint, seen_in_training, select_subset, subset_masks, transcript_column
@@ -388,6 +389,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
         print(f"fold {k}: resuming from {resume}", file=sys.stderr)
     else:
         resume = None
+    reset_peaks()
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
     if not trainer.is_global_zero:
@@ -412,6 +414,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
             write_predictions(fold_dir / "predictions.csv", split.test, ctx, y, probs, masks)
     plot_confusion(result["test"]["confusion"], ctx.classes, fold_dir / "confusion.png",
                    f"fold {k} test ({', '.join(split.test_groups)})")
+    write_fold(fold_dir, result)  # fold_K/provenance.json: versions, commit, device, peak memory
     write_text_atomic(fold_dir / "metrics.json", json.dumps(result, indent=2))
     if fold_lock is not None:
         fold_lock.release()
