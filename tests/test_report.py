@@ -119,11 +119,13 @@ def test_report_figures_curves_confusions_and_a_map_per_class(reported):
     summary = json.loads(next(reported.glob("summary*.json")).read_text())
     assert "alt='training curves'" in page and "alt='fold 0'" in page and "alt='fold 1'" in page
     maps = re.findall(r"<figcaption>class ([^:]+): ", page)
-    none = sorted(set(re.findall(r"class ([^:]+): no correctly predicted test item", page)))
-    assert sorted(maps + none) == sorted(summary["classes"]), (maps, none)
-    assert maps, "at least one class has a map"
-    for c in none:  # a class without a map is said at the top
-        assert f"class {c}: no correctly predicted" in (reported / "report.md").read_text().split("## ")[0]
+    assert sorted(maps) == sorted(summary["classes"]), "a map for every class"
+    wrong = sorted(set(re.findall(r"class ([^:]+): no correctly predicted test item", page)))
+    top = (reported / "report.md").read_text().split("## ")[0]
+    for c in summary["classes"]:  # a correctly predicted item when there is one, else said at the top
+        right = f"<figcaption>class {c}: " in page and re.search(rf"class {c}: [^<]*true {c}, predicted {c};", page)
+        assert bool(right) != (c in wrong), c
+        assert (f"class {c}: no correctly predicted test item" in top) == (c in wrong)
 
 
 def test_curves_are_read_by_global_step_across_resumed_sessions(tmp_path):

@@ -153,8 +153,9 @@ def _fold_confusions(run: Path, summary: dict) -> list[tuple[str, str]]:
 
 def _cams(run: Path, summary: dict, n: int, manifest) -> tuple[list[tuple[str, str]], list[str]]:
     """One map per class: a correctly predicted test item of that class (the most confident, from
-    any finished fold), explained by the fold that tested it. Returns [(caption, data uri)] and
-    notes (classes without such an item, or why there are no maps)."""
+    any finished fold), explained for that class by the fold that tested it; for a class the
+    model never got right, its test item with the highest probability for it (said in a note).
+    Returns [(caption, data uri)] and notes (such classes, or why there are no maps)."""
     if n <= 0:
         return [], ["class activation maps: left out (--cams 0)"]
     if "audio" not in summary.get("modalities", ["audio"]):
@@ -174,19 +175,25 @@ def _cams(run: Path, summary: dict, n: int, manifest) -> tuple[list[tuple[str, s
         out, notes, predictors = [], [], {}
         with tempfile.TemporaryDirectory() as scratch:  # not named after the utt_id: ids are data, not paths
             for i, c in enumerate(summary["classes"]):
-                hits = df[(df["label"] == str(c)) & (df["pred"] == str(c)) & df["utt_id"].isin(rows.index)]
+                known = df[(df["label"] == str(c)) & df["utt_id"].isin(rows.index)]
+                hits = known[known["pred"] == str(c)]
                 if hits.empty:
-                    notes.append(f"class {c}: no correctly predicted test item in the finished folds, so no map")
-                    continue
+                    notes.append(f"class {c}: no correctly predicted test item in the finished folds"
+                                 + ("; its map is of the test item the model found most likely to be it" if len(known)
+                                    else " and no test item of this class, so no map"))
+                    hits = known
+                    if hits.empty:
+                        continue
                 best = hits.sort_values(["conf", "fold"], ascending=[False, True]).iloc[0]
                 k, utt = int(best["fold"]), best["utt_id"]
                 if k not in predictors:
                     predictors[k] = load(run / f"fold_{k}", device="cpu")
                 row = rows.loc[utt]
-                e = explain(predictors[k], manifest.audio_path(row["path"]), text=row["text"] or None, utt=str(utt))
+                e = explain(predictors[k], manifest.audio_path(row["path"]), text=row["text"] or None, target=str(c),
+                            utt=str(utt))
                 png = plot_explanation(e, Path(scratch) / f"map_{i}.png")
-                out.append((f"class {c}: {utt} (fold {k}, speaker {best['speaker']}), true {row['label']}, "
-                            f"predicted {e.label} ({e.kind})", _png(png)))
+                out.append((f"class {c}: {utt} (fold {k}, speaker {best['speaker']}), true {row['label']}, predicted "
+                            f"{best['pred']}; {e.kind} map for {c}", _png(png)))
         return out, notes
     except EmofuseError as exc:
         return [], [f"class activation maps skipped: {exc}"]
