@@ -1,10 +1,11 @@
 """Reports: one run as a self-contained HTML page (and the same numbers as Markdown), and
 several runs side by side (the study's table, re-made from our own runs).
 
-A report reads only the run folder: config.yaml, audit.json, fold_K/{metrics.json,
-confusion.png, tb/ (training curves), augment_audit.json}, summary.json; and, for a few class
-activation maps, the best checkpoint and the test audio the manifest points to (skipped with a
-note when the audio is not there).
+A report reads the run folder: config.yaml, run.json, audit.json, summary.json, inputs/manifest.csv,
+fold_K/{split.csv, audit.json, metrics.json, predictions.csv, provenance.json, tb/ (training curves)};
+the manifest the run was made from (found by ``RunFolder.manifest_path``: relative to the run folder,
+then absolute), for durations and audio; and, for one class activation map per class, the folds'
+best checkpoints. Whatever cannot be made is listed at the top of the report with the reason.
 """
 
 from __future__ import annotations
