@@ -258,7 +258,7 @@ def _parser(full_help: bool = True) -> argparse.ArgumentParser:
         emofuse report runs/cross_attention --cams 0
         """)
     q.add_argument("run")
-    q.add_argument("--cams", type=int, default=3, help="class activation maps of fold 0 test items to include")
+    q.add_argument("--cams", type=int, default=1, help="0 leaves out the class activation maps; otherwise one per class")
 
     q = add("compare", "Rank runs on the same corpus and folds (t intervals, chance and majority baselines) and pair "
                        "each with the first: fold differences, Wilcoxon, speaker-level permutation test.", """
