@@ -45,6 +45,25 @@ def transcript_overlap(rec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cross_corpus(rec: dict) -> str:
+    ins, cross, train = rec["in_corpus_test"], rec["cross_corpus"], rec["train"]
+    counts = cross["counts"]
+    lines = ["| trained on | evaluated on | utterances | Macro-F1 | UA | WA |", "|---|---|---|---|---|---|",
+             f"| {train['corpus']} {train['class_map']}, fold {train['fold']} train part | {train['corpus']} fold "
+             f"{train['fold']} test part (unseen actors) | {ins.get('n', '-')} | {ins['macro_f1']:.3f} | {ins['ua']:.3f} | "
+             f"{ins['wa']:.3f} |",
+             f"| {train['corpus']} {train['class_map']}, fold {train['fold']} train part | {cross['corpus']} | "
+             f"{counts['evaluated']} of {counts['manifest']} | {cross['macro_f1']:.3f} | {cross['ua']:.3f} | {cross['wa']:.3f} |",
+             ""]
+    left = ", ".join(f"{k} {v}" for k, v in counts["not_predictable_by_class"].items()) or "none"
+    lines.append(f"Chance UA {rec['chance_ua']:.2f}. Left out of the cross-corpus metrics: classes the run cannot "
+                 f"predict ({left}), audio it trained on ({counts['audio_the_run_trained_on']}). Record "
+                 f"`benchmarks/results/cross_corpus.json` ({rec['command']}; commit {rec['commit']}, {rec['date']}, "
+                 f"{rec['machine']}; {rec['model']}, {' '.join(rec['recipe'])}; train {rec['wall_seconds']['train']:.0f} s, "
+                 f"evaluate {rec['wall_seconds']['evaluate']:.0f} s).")
+    return "\n".join(lines) + "\n"
+
+
 def serve_load(rec: dict) -> str:
     svc = rec["service"]
     lines = ["| requests | in flight | service concurrency / queue | failed | p50 latency | p95 latency | throughput "
@@ -141,7 +160,7 @@ def cpu_speed(rec: dict) -> str:
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers,
-             "serve_load": serve_load, "timeline_rtf": timeline_rtf}
+             "serve_load": serve_load, "timeline_rtf": timeline_rtf, "cross_corpus": cross_corpus}
 
 
 def render(text: str) -> str:

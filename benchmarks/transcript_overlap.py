@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import machine as describe_machine
+from _common import commit, machine as describe_machine
 from emofuse.config import load_config
 from emofuse.prepare import prepare
 from emofuse.synth import SynthSpec, make_synthetic_corpus
@@ -35,14 +34,6 @@ RECIPE = ["train.max_epochs=12", "train.warmup_epochs=1", "train.lr=2.0e-3", "tr
 AUDIO = "{channels: [16, 32, 64], lstm_hidden: 64, lstm_layers: 1}"  # the demo's encoder
 RUNS = [("text_mlp", []), ("early_fusion", ["model.audio_encoder=cnn_bilstm", f"model.audio={AUDIO}"])]
 PROTOCOLS = ("standard", "script_disjoint")
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> int:

@@ -161,6 +161,23 @@ def test_rendering_is_cached_and_repeatable(tmp_path, noise_dir):
     assert not np.array_equal(np.array(other.variant("a", 0)), v0)
 
 
+def test_fold_augment_items_have_named_fields_and_the_dataset_asks_for_copies(tmp_path, noise_dir):
+    from types import SimpleNamespace
+
+    from emofuse.training.data import FeatureDataset
+
+    aug = _fold_augment(tmp_path, noise_dir, ["a", "b", "c", "d"])
+    item = aug.train["c"]
+    assert (item.label, item.sha1) == (CLASSES[2], f"{2:040x}") and item.path.endswith("c.wav")
+    aug.policy.oversample = {CLASSES[2]: 3}
+    assert [aug.copies(u) for u in "abcd"] == [1, 1, 3, 1]
+    with pytest.raises(LeakageError):
+        aug.copies("test_1")
+    ds = FeatureDataset(SimpleNamespace(frames=lambda key: 10), ["0" * 40] * 4, [0, 1, 2, 3], train=True,
+                        utt_ids=list("abcd"), augment=aug)
+    assert ds.source == [0, 1, 2, 3, 2, 2] and ds.is_copy == [False] * 4 + [True] * 2
+
+
 def test_the_guard_refuses_to_augment_validation_or_test_items(tmp_path, noise_dir):
     from emofuse.features import FeatureStore
     from emofuse.training.data import FeatureDataset

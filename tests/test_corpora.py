@@ -174,3 +174,22 @@ def test_synthetic_corpus_can_have_iemocap_like_skewed_durations(tmp_path):
     assert json.loads((tmp_path / "c" / "SYNTHETIC.json").read_text())["spec"]["durations"] == "iemocap"
     with pytest.raises(ValueError, match="durations must be"):
         make_synthetic_corpus(tmp_path / "d", SynthSpec(durations="gamma"))
+
+
+def test_one_list_of_audio_extensions_for_prepare_predict_and_banks(tmp_path):
+    """prepare accepted .wav/.flac/.ogg while predict also took .mp3/.aiff (issue #18): one list now."""
+    import emofuse.augment.waveform as waveform
+    import emofuse.corpora._files as files
+    import emofuse.corpora.iemocap as iemocap
+    import emofuse.corpora.meld as meld
+    import emofuse.corpora.ravdess as ravdess
+    import emofuse.inference as inference
+    from emofuse.audio import AUDIO_EXTENSIONS
+
+    assert ".aiff" in AUDIO_EXTENSIONS and ".mp3" in AUDIO_EXTENSIONS
+    for module in (waveform, files, iemocap, meld, ravdess):
+        assert module.AUDIO_EXTENSIONS is AUDIO_EXTENSIONS, module.__name__
+    assert inference.AUDIO_EXTS is AUDIO_EXTENSIONS
+    root = write_ravdess(tmp_path / "rav", actors=(1, 2), emotions=("01", "05"), ext="aiff")
+    summary = prepare("ravdess", root, tmp_path / "m", workers=1)
+    assert summary.rows == 8 and read_manifest(tmp_path / "m").df["path"].str.endswith(".aiff").all()

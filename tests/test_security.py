@@ -378,9 +378,11 @@ def test_report_writes_only_inside_the_run(hostile_run, tmp_path):
     secret.write_text("password: hunter2")
     (run / "config.yaml").unlink()
     (run / "config.yaml").symlink_to(secret)
-    (run / "fold_1" / "confusion.png").unlink()
-    (run / "fold_1" / "confusion.png").symlink_to(secret)
+    (run / "confusion.png").unlink()
+    (run / "confusion.png").symlink_to(secret)
+    (run / "fold_1" / "metrics.json").unlink()  # the per-fold confusion is drawn from it
+    (run / "fold_1" / "metrics.json").symlink_to(secret)
     assert run_cli("report", str(run), "--cams", "0").returncode == 0
     page = (run / "report.html").read_text()
     assert "hunter2" not in page and __import__("base64").b64encode(b"password: hunter2").decode() not in page
-    assert "alt='fold 0'" in page and "alt='fold 1'" not in page
+    assert "alt='fold 0'" in page and "alt='fold 1'" not in page and "alt='pooled confusion'" not in page

@@ -205,7 +205,7 @@ def test_transcribe_fills_a_column_resumes_and_feeds_the_text_branch(small_manif
     assert r.side_file.name.startswith("tiny.en-")
     df = read_manifest(sub).df
     assert "text_asr" in df.columns and df["text_asr"].map(type).eq(str).all()
-    assert json.loads((sub / "prepare.json").read_text())["asr"]["text_asr"]["model"] == "tiny.en"
+    assert read_manifest(sub).meta["asr"]["text_asr"]["model"] == "tiny.en"  # from asr/columns.json
     # Interrupted after all but two clips: only those two are transcribed again.
     side = pd.read_csv(r.side_file)
     side.head(n - 2).to_csv(r.side_file, index=False)

@@ -1,15 +1,18 @@
 """ASR transcripts for a manifest (``emofuse transcribe``) and word error rate.
 
-Transcripts go into a manifest column (``text_asr``), so the text branch runs on corpora
+Transcripts become a manifest column (``text_asr``), so the text branch runs on corpora
 without manual transcripts (``text.source=asr``) and the cost of ASR text against manual text
-can be measured. Every finished batch is appended to a side file keyed by audio content
-(``<manifest folder>/asr/<model>-beam<N>.csv``): an interrupted run keeps what it transcribed,
-and re-preparing a corpus does not transcribe it again.
+can be measured. They are never written into ``manifest.csv`` (``emofuse prepare`` is its only
+writer): every finished batch is appended to a side file keyed by audio content and model
+(``<manifest folder>/asr/<model>-<id>-beam<N>.csv``), listed in ``asr/columns.json``, and
+``read_manifest`` joins the column. An interrupted run keeps what it transcribed, and
+re-preparing a corpus neither loses nor repeats the work.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,8 @@ from tqdm import tqdm
 
 from .audio import TARGET_SR, read_audio
 from .errors import EmofuseError
-from .manifest import read_manifest, write_manifest
+from .atomic import write_text_atomic
+from .manifest import ASR_DIR, ASR_INDEX, COLUMNS, read_manifest
 
 ASR_COLUMN = "text_asr"
 _WORD = re.compile(r"[a-z0-9']+")
@@ -67,13 +71,13 @@ def transcribe_manifest(manifest: str | Path, model: str = "tiny.en", beam_size:
     """Fill ``column`` of a manifest with Whisper transcripts (resumable; see the module doc)."""
     from .pretrained import WhisperModel, model_identity, resolve_whisper_path
 
-    if column in ("text", "utt_id", "label", "path"):
+    if column in COLUMNS:
         raise EmofuseError(f"--column {column}: that column holds corpus data; choose another name (default {ASR_COLUMN})")
     m = read_manifest(manifest)
     path = resolve_whisper_path(model)
     ident = model_identity(model).split("|")[1][:10]
     label = path.name if Path(str(model)).expanduser().is_dir() else str(model)  # "tiny.en", or the folder's name
-    side = m.path.parent / "asr" / f"{label}-{ident}-beam{int(beam_size)}.csv"
+    side = m.path.parent / ASR_DIR / f"{label}-{ident}-beam{int(beam_size)}.csv"
     side.parent.mkdir(parents=True, exist_ok=True)
     done: dict[str, str] = {}
     if side.is_file():
@@ -101,16 +105,13 @@ def transcribe_manifest(manifest: str | Path, model: str = "tiny.en", beam_size:
                     done[sha] = t
                 f.flush()  # a batch written is a batch kept
                 bar.update(len(part))
-    df = m.df.copy()
-    df[column] = df["audio_sha1"].map(done).fillna("")
-    score = None
-    if "text" in df.columns:
-        manual = df["text"].fillna("").astype(str).str.strip()
-        has = manual != ""
-        if has.any():
-            score = wer(manual[has].tolist(), df.loc[has, column].tolist())
-    meta = dict(m.meta)
-    meta.setdefault("asr", {})[column] = {"model": str(model), "model_folder": path.name, "beam_size": int(beam_size),
-                                          "language": language, "wer_vs_text": score, "side_file": side.name}
-    write_manifest(df, meta, m.path.parent)
+    hyp = m.df["audio_sha1"].map(done).fillna("")
+    manual = m.df["text"].fillna("").astype(str).str.strip()
+    has = manual != ""
+    score = wer(manual[has].tolist(), hyp[has].tolist()) if has.any() else None
+    index = side.parent / ASR_INDEX
+    listed = json.loads(index.read_text()) if index.is_file() else {}
+    listed[column] = {"model": str(model), "model_folder": path.name, "beam_size": int(beam_size),
+                      "language": language, "wer_vs_text": score, "side_file": side.name}
+    write_text_atomic(index, json.dumps(listed, indent=2, sort_keys=True))
     return TranscribeSummary(m.path, len(items), len(m.df) - len(items), column, score, side)

@@ -27,6 +27,10 @@ import soxr
 from .errors import EmofuseError
 
 TARGET_SR = 16000
+# The audio files emofuse reads, everywhere (corpus parsers, predict on a folder, noise and
+# impulse-response banks): what libsndfile decodes. In order of preference where one utterance
+# exists in several forms.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 BLOCK_FRAMES = 1 << 16  # input frames per block when streaming (1.5 s at 44.1 kHz: 0.5 MB of stereo float32)
 
 

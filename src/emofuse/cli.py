@@ -58,11 +58,13 @@ def _parser(full_help: bool = True) -> argparse.ArgumentParser:
         emofuse prepare iemocap /data/IEMOCAP_full_release --out data/iemocap4
         emofuse prepare iemocap /data/IEMOCAP_full_release --out data/iemocap6 --class-map iemocap6
         emofuse prepare csv /data/mycorpus --csv /data/mycorpus/meta.csv --out data/mine --strict
+        emofuse prepare merge data/ravdess4 data/cremad4 --out data/ravdess_cremad   # for cv.scheme=leave_one_corpus_out
+        emofuse prepare merge voicesA:data/synthA voicesB:data/synthB --out data/ab  # NAME:DIR names a corpus
         """)
     from .corpora import list_corpora
     from .labels import list_class_maps
-    q.add_argument("corpus", choices=list_corpora())
-    q.add_argument("root", help="the corpus folder")
+    q.add_argument("corpus", choices=list_corpora() + ["merge"], help="a corpus, or 'merge' to join prepared manifests")
+    q.add_argument("root", nargs="+", help="the corpus folder (merge: two or more manifests, each DIR or NAME:DIR)")
     q.add_argument("--out", required=True, help="manifest folder to write")
     q.add_argument("--class-map", help=f"built-in map ({', '.join(list_class_maps())}) or a YAML file")
     q.add_argument("--csv", help="metadata CSV for the csv corpus (default ROOT/metadata.csv)")
@@ -106,6 +108,7 @@ def _parser(full_help: bool = True) -> argparse.ArgumentParser:
     from .splits import SCHEMES
 
     q.add_argument("--scheme", default="auto", choices=list(SCHEMES))
+    q.add_argument("--test-corpus", help="leave_one_corpus_out: test on this corpus only")
     q.add_argument("--n-folds", type=int)
     q.add_argument("--val-speakers", type=int)
     q.add_argument("--seed", type=int, default=0)
@@ -255,7 +258,7 @@ def _parser(full_help: bool = True) -> argparse.ArgumentParser:
         emofuse report runs/cross_attention --cams 0
         """)
     q.add_argument("run")
-    q.add_argument("--cams", type=int, default=3, help="class activation maps of fold 0 test items to include")
+    q.add_argument("--cams", type=int, default=1, help="0 leaves out the class activation maps; otherwise one per class")
 
     q = add("compare", "Rank runs on the same corpus and folds (t intervals, chance and majority baselines) and pair "
                        "each with the first: fold differences, Wilcoxon, speaker-level permutation test.", """
@@ -435,8 +438,16 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_prepare(args) -> int:
     from .prepare import prepare
 
+    if args.corpus == "merge":
+        from .prepare import merge_manifests
+
+        print("\n".join(merge_manifests(args.root, args.out, args.workers).lines()))
+        return 0
+    if len(args.root) != 1:
+        raise EmofuseError(f"prepare {args.corpus} reads one corpus folder, not {len(args.root)}; "
+                           "to join prepared manifests use 'emofuse prepare merge'")
     opts = {"csv": args.csv} if args.csv else {}
-    summary = prepare(args.corpus, args.root, args.out, args.class_map, args.strict, args.workers,
+    summary = prepare(args.corpus, args.root[0], args.out, args.class_map, args.strict, args.workers,
                       args.min_seconds, args.force, **opts)
     print("\n".join(summary.lines()))
     return 0
@@ -467,7 +478,8 @@ def cmd_folds(args) -> int:
     from .splits import audit_split, make_folds, require_passed, write_split
 
     m = read_manifest(args.manifest)
-    folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed)
+    folds = make_folds(m.df, m.meta.get("corpus", ""), args.scheme, args.n_folds, args.val_speakers, args.seed,
+                       args.test_corpus)
     audits = []
     for f in folds:
         audit = write_split(f, m.df, Path(args.out) / f"fold_{f.fold}", audit_split(f, m.df, near_duplicates=m.near_duplicates()))

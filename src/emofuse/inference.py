@@ -19,14 +19,13 @@ import numpy as np
 import torch
 
 from . import __version__
-from .audio import TARGET_SR, read_audio, stream_audio, to_mono_16k
+from .audio import AUDIO_EXTENSIONS as AUDIO_EXTS, TARGET_SR, read_audio, stream_audio, to_mono_16k
 from .errors import EmofuseError
 from .features import Extractor
 from .runfolder import RunFolder
 
 SILENCE_PEAK = 1e-4
 WINDOW_BATCH = 16  # windows of a long clip that go through the model at once
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @dataclass

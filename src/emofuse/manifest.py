@@ -3,6 +3,13 @@
 A manifest folder holds ``manifest.csv`` (one row per usable utterance) and ``prepare.json``
 (the corpus root, class map and class order, counts, and the fingerprint of the inputs).
 Audio paths in the CSV are relative to the corpus root recorded in ``prepare.json``.
+``emofuse prepare`` is the only writer of both.
+
+ASR transcripts (``emofuse transcribe``) live beside them in a side cache keyed by audio content
+and ASR model, ``asr/<model>-<id>-beam<N>.csv`` (audio_sha1, text), listed by ``asr/columns.json``
+(column name -> side file and model); ``read_manifest`` joins each listed column onto the table
+by ``audio_sha1`` (a clip without a transcript gets an empty string), so re-preparing a corpus
+keeps its transcripts and the manifest is never rewritten by another command.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ COLUMNS = ["utt_id", "path", "speaker", "session", "gender", "label", "text", "d
 MANIFEST_NAME = "manifest.csv"
 META_NAME = "prepare.json"
 NEAR_DUPLICATES_NAME = "near_duplicates.csv"
+ASR_DIR = "asr"
+ASR_INDEX = "columns.json"  # in ASR_DIR: {column: {"side_file": NAME, "model": ..., ...}}
 
 
 @dataclass
@@ -81,10 +90,36 @@ def read_manifest(path: str | Path) -> Manifest:
     unknown = sorted(set(df["label"]) - set(classes))
     if unknown:
         raise EmofuseError(f"{csv_path}: labels {unknown} are not in the class list {classes} of {meta_path.name}")
+    df = join_asr(df, csv_path.parent, meta)
     root = Path(meta["root"])
     if not root.is_absolute():
         root = (csv_path.parent / root).resolve()
     return Manifest(df.reset_index(drop=True), root, classes, meta, csv_path)
+
+
+def join_asr(df: pd.DataFrame, folder: Path, meta: dict) -> pd.DataFrame:
+    """``df`` with every ASR column listed in ``folder/asr/columns.json`` joined by ``audio_sha1``;
+    ``meta["asr"]`` gets each column's record (model, beam, WER against the manual text).
+
+    Raises:
+        EmofuseError: the index names a side file that is missing, or a column the corpus owns.
+    """
+    index = folder / ASR_DIR / ASR_INDEX
+    if not index.is_file():
+        return df
+    listed = json.loads(index.read_text())
+    for column, info in listed.items():
+        if column in COLUMNS:
+            raise EmofuseError(f"{index}: lists column {column!r}, which the corpus owns; remove that entry")
+        side = folder / ASR_DIR / info["side_file"]
+        if not side.is_file():
+            raise EmofuseError(f"{side}: ASR side file listed in {index} is missing; re-run 'emofuse transcribe' "
+                               f"or remove the {column!r} entry")
+        table = pd.read_csv(side, dtype=str, keep_default_na=False)
+        text = dict(zip(table["audio_sha1"], table["text"]))
+        df[column] = df["audio_sha1"].map(text).fillna("")
+        meta.setdefault("asr", {})[column] = info
+    return df
 
 
 def write_manifest(df: pd.DataFrame, meta: dict, out_dir: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from .shards import process_pool
 from .writable import check_writable
 
 HASH_CHUNK = 1 << 20  # bytes read at a time to hash a file
+_NAMED = re.compile(r"^([A-Za-z][\w-]*):(.+)$")  # NAME:DIR in 'prepare merge' (a folder named x:y: give ./x:y)
 
 
 @dataclass
@@ -219,3 +221,96 @@ def _fix_for(reason: str, check: AudioCheck, min_seconds: float) -> str:
         NON_FINITE: "the file holds NaN/inf samples; re-export it",
         TOO_SHORT: f"{check.duration:.3f}s is under the {min_seconds}s minimum (--min-seconds)",
     }.get(reason, reason)
+
+
+@dataclass
+class MergeSummary:
+    manifest: Path
+    rows: dict[str, int]             # utterances per corpus
+    classes: list[str]
+    absent: dict[str, list[str]]     # corpus -> classes of the merge it never labels
+    class_maps: dict[str, str]
+    near_duplicates: list[str]
+
+    def lines(self) -> list[str]:
+        out = [f"wrote {self.manifest} ({sum(self.rows.values())} utterances: "
+               + ", ".join(f"{c} {n}" for c, n in self.rows.items()) + f"; classes {self.classes})"]
+        if len(set(self.class_maps.values())) > 1:
+            out.append("  class maps " + ", ".join(f"{c}: {m}" for c, m in self.class_maps.items())
+                       + " are aligned by class name")
+        for corpus, missing in self.absent.items():
+            if missing:
+                out.append(f"  {corpus} has no {missing} utterances: a fold testing on {corpus} cannot score those "
+                           "classes, and one training without it sees them only from the other corpora")
+        return out + self.near_duplicates
+
+
+def merge_manifests(sources: list[str], out: str | Path, workers: int | None = None) -> MergeSummary:
+    """Join prepared manifests into one for leave-one-corpus-out folds (``emofuse prepare merge``).
+
+    Each source is ``DIR`` (or its manifest.csv), or ``NAME:DIR`` to name the corpus (default: the
+    corpus its prepare.json names; two sources may not share a name). The merged manifest gets a
+    ``corpus`` column; its utt_ids, speakers and sessions are prefixed ``NAME/`` so that two
+    corpora's ``Actor_01`` stay two people; classes are aligned by name (the union, in the first
+    source's order, and each corpus's absent classes are reported, never dropped silently). The
+    near-duplicate search runs again over all corpora together (each clip's fingerprint comes from
+    its source's cache), so the audit can fail a recording shared across corpora.
+
+    Raises:
+        EmofuseError: fewer than two sources, a source that is itself a merge, or a name clash.
+    """
+    from .duplicates import CACHE_NAME
+    from .fingerprint import load_fingerprints, save_fingerprints
+    from .manifest import read_manifest
+
+    if len(sources) < 2:
+        raise EmofuseError("prepare merge needs two or more manifests: emofuse prepare merge A/manifest.csv B/manifest.csv --out DIR")
+    out = check_writable(Path(out), "manifest", "give --out a folder you can write to")
+    loaded = []
+    for src in sources:
+        named = _NAMED.match(str(src))
+        name, where = (named.group(1), named.group(2)) if named else ("", str(src))
+        m = read_manifest(where)
+        if "corpus" in m.df.columns:
+            raise EmofuseError(f"{m.path}: already a merged manifest; give the manifests it was merged from")
+        name = name or str(m.meta.get("corpus") or m.path.parent.name)
+        if any(name == n for n, _ in loaded):
+            raise EmofuseError(f"{src}: two manifests are both named {name!r}; name them: NAME:{where}")
+        loaded.append((name, m))
+    classes: list[str] = []
+    for _, m in loaded:
+        classes += [c for c in m.classes if c not in classes]
+    root = Path(os.path.commonpath([str(m.root) for _, m in loaded]))
+    tables = []
+    for name, m in loaded:
+        df = m.df.copy()
+        for col in ("utt_id", "speaker", "session"):
+            df[col] = name + "/" + df[col].astype(str)
+        df["path"] = [os.path.relpath(m.audio_path(p), root) for p in df["path"]]
+        df.insert(len(COLUMNS), "corpus", name)
+        tables.append(df)
+    df = pd.concat(tables, ignore_index=True).fillna("")
+    fps = {}
+    for _, m in loaded:
+        cache = m.path.parent / CACHE_NAME
+        if cache.is_file():
+            try:
+                fps.update(load_fingerprints(cache))
+            except EmofuseError:
+                pass  # computed again below
+    out.mkdir(parents=True, exist_ok=True)
+    if fps:
+        save_fingerprints(out / CACHE_NAME, fps)
+    near = find_in_manifest(df, [root / p for p in df["path"]], out, workers or 1)
+    absent = {name: [c for c in classes if c not in set(m.df["label"])] for name, m in loaded}
+    meta = {"corpus": "merge", "root": str(root), "class_map": "merge", "classes": classes, "mapping": {},
+            "sources": {name: {"manifest": str(m.path.resolve()), "corpus": m.meta.get("corpus"),
+                               "class_map": m.meta.get("class_map"), "rows": len(m.df),
+                               "fingerprint": m.meta.get("fingerprint")} for name, m in loaded},
+            "absent_classes": absent, "rows": len(df), "label_counts": df["label"].value_counts().to_dict(),
+            "speakers": int(df["speaker"].nunique()), "hours": round(float(df["duration"].astype(float).sum()) / 3600, 4),
+            "near_duplicate_pairs": len(near), "emofuse_version": __version__}
+    meta["fingerprint"] = hashlib.sha1(json.dumps(meta["sources"], sort_keys=True).encode()).hexdigest()
+    written = write_manifest(df, meta, out)
+    return MergeSummary(written, {name: len(m.df) for name, m in loaded}, classes, absent,
+                        {name: str(m.meta.get("class_map")) for name, m in loaded}, summary_lines(near, out))

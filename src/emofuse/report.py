@@ -1,10 +1,11 @@
 """Reports: one run as a self-contained HTML page (and the same numbers as Markdown), and
 several runs side by side (the study's table, re-made from our own runs).
 
-A report reads only the run folder: config.yaml, audit.json, fold_K/{metrics.json,
-confusion.png, tb/ (training curves), augment_audit.json}, summary.json; and, for a few class
-activation maps, the best checkpoint and the test audio the manifest points to (skipped with a
-note when the audio is not there).
+A report reads the run folder: config.yaml, run.json, audit.json, summary.json, inputs/manifest.csv,
+fold_K/{split.csv, audit.json, metrics.json, predictions.csv, provenance.json, tb/ (training curves)};
+the manifest the run was made from (found by ``RunFolder.manifest_path``: relative to the run folder,
+then absolute), for durations and audio; and, for one class activation map per class, the folds'
+best checkpoints. Whatever cannot be made is listed at the top of the report with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .errors import EmofuseError
 from .metrics import HEADLINE
 from .stats import NAMES
 from .subsets import overlap_lines
+from .summary import summary_tables
 
 
 def _own(run: Path, rel: str | Path) -> Path | None:
@@ -60,70 +62,145 @@ def _fig_png(fig) -> str:
 
 
 def training_curves(run: Path) -> dict[int, dict[str, list[tuple[int, float]]]]:
-    """fold -> tag -> [(step, value)] from each fold's TensorBoard events."""
+    """fold -> tag -> [(global step, value)] from each fold's TensorBoard events (every event file in
+    the folder, so a resumed fold's second session continues its first; a step logged twice keeps
+    its last value)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out: dict[int, dict] = {}
     for tb in sorted(run.glob("fold_*/tb")):
+        if not re.fullmatch(r"fold_\d+", tb.parent.name) or not tb.resolve().is_relative_to(run.resolve()):
+            continue
         k = int(tb.parent.name.split("_")[1])
         acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
         acc.Reload()
-        out[k] = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags().get("scalars", [])
+        out[k] = {t: sorted(dict((e.step, e.value) for e in acc.Scalars(t)).items()) for t in acc.Tags().get("scalars", [])
                   if t in ("train/loss_epoch", "train/loss", "val/loss", "val/macro_f1")}
     return out
 
 
 def _curves_png(curves: dict) -> str | None:
+    """Loss and validation Macro-F1 against the global step, one colour per fold, with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    if not any(any(tags.values()) for tags in curves.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for i, (k, tags) in enumerate(sorted(curves.items())):
+        colour = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")(i % 20)
+        train = "train/loss_epoch" if tags.get("train/loss_epoch") else "train/loss"
+        for tag, ax, style in ((train, axes[0], "-"), ("val/loss", axes[0], "--"), ("val/macro_f1", axes[1], "-")):
+            if tags.get(tag):
+                ax.plot([s for s, _ in tags[tag]], [v for _, v in tags[tag]], style, color=colour, marker="o", ms=2.5, lw=1.2)
+    handles = [Line2D([], [], color=plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")(i % 20), lw=2, label=f"fold {k}")
+               for i, k in enumerate(sorted(curves))]
+    axes[0].legend(handles=handles + [Line2D([], [], color="k", ls="-", label="train"),
+                                      Line2D([], [], color="k", ls="--", label="validation")], fontsize=7, ncol=2)
+    axes[1].legend(handles=handles, fontsize=7, ncol=2)
+    axes[0].set(title="loss (solid: train, dashed: validation)", xlabel="global step (optimiser updates)")
+    axes[1].set(title="validation Macro-F1 (model selection)", xlabel="global step (optimiser updates)")
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def _confusion_png(cm: list[list[int]], classes: list[str], title: str) -> str:
+    """One small confusion matrix: colour and percentage row-normalised (recall per true class), counts below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not curves:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for k, tags in sorted(curves.items()):
-        for tag, ax, style in (("train/loss_epoch", axes[0], "-"), ("train/loss", axes[0], "-"), ("val/loss", axes[0], "--"),
-                               ("val/macro_f1", axes[1], "-")):
-            if tag in tags and tags[tag]:
-                xs = np.arange(len(tags[tag]))
-                ax.plot(xs, [v for _, v in tags[tag]], style, marker="o", ms=2, label=f"fold {k} {tag.split('/')[0]}", lw=1)
-    axes[0].set(title="loss per epoch (solid train, dashed validation)", xlabel="epoch")
-    axes[1].set(title="validation Macro-F1 (model selection)", xlabel="epoch")
-    axes[1].legend(fontsize=6, ncol=2)
+    m = np.asarray(cm, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    n = len(classes)
+    size = 1.4 + 0.48 * n
+    fig, ax = plt.subplots(figsize=(size + 0.4, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_ylabel("true", fontsize=8)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{int(m[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=6 if n > 6 else 7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return _fig_png(fig)
 
 
-def _cams(run: Path, summary: dict, n: int) -> tuple[list[tuple[str, str]], str | None]:
-    """A few maps for fold 0's test items: [(caption, data uri)], or a note why there are none."""
-    if n <= 0:
-        return [], None
-    try:
-        import pandas as pd
+def _fold_confusions(run: Path, summary: dict) -> list[tuple[str, str]]:
+    """[(caption, data uri)]: each finished fold's test confusion from its metrics.json."""
+    classes = [str(c) for c in summary.get("classes", [])]
+    out = []
+    for k in folds_done(summary):
+        rel = f"fold_{k}/metrics.json"
+        if _own(run, rel) is None:
+            continue
+        try:
+            m = json.loads((run / rel).read_text())
+            cm = m["test"]["confusion"]
+            tests = ", ".join(map(str, m.get("test_groups", [])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if len(cm) == len(classes):
+            caption = f"fold {k}"
+            out.append((caption, _confusion_png(cm, classes, f"fold {k}: test {tests[:40]}")))
+    return out
 
+
+def _cams(run: Path, summary: dict, n: int, manifest) -> tuple[list[tuple[str, str]], list[str]]:
+    """One map per class: a correctly predicted test item of that class (the most confident, from
+    any finished fold), explained for that class by the fold that tested it; for a class the
+    model never got right, its test item with the highest probability for it (said in a note).
+    Returns [(caption, data uri)] and notes (such classes, or why there are no maps)."""
+    if n <= 0:
+        return [], ["class activation maps: left out (--cams 0)"]
+    if "audio" not in summary.get("modalities", ["audio"]):
+        return [], ["class activation maps: text-only model, no audio maps"]
+    if manifest is None:
+        return [], ["class activation maps skipped: the manifest (and with it the audio) was not found"]
+    try:
         from .explain import explain, plot_explanation
         from .inference import load
-        from .manifest import read_manifest
 
-        if "audio" not in summary.get("modalities", ["audio"]):
-            return [], "text-only model: no audio maps"
-        predictor = load(run / "fold_0", device="cpu")
-        manifest = read_manifest(summary["manifest"])
-        preds = pd.read_csv(run / "fold_0" / "predictions.csv").groupby("label").head(1).head(n)
-        df = manifest.df.set_index("utt_id")
-        out = []
+        df, why = pooled_predictions(run, summary)
+        if df is None:
+            return [], [f"class activation maps skipped: {why}"]
+        prob = df.apply(lambda r: float(r.get(f"p_{r['label']}", 0) or 0), axis=1) if len(df) else df["y"]
+        df = df.assign(conf=prob)
+        rows = manifest.df.set_index("utt_id")
+        out, notes, predictors = [], [], {}
         with tempfile.TemporaryDirectory() as scratch:  # not named after the utt_id: ids are data, not paths
-            for i, utt in enumerate(preds["utt_id"]):
-                row = df.loc[utt]
-                e = explain(predictor, manifest.audio_path(row["path"]), text=row["text"] or None, utt=str(utt))
+            for i, c in enumerate(summary["classes"]):
+                known = df[(df["label"] == str(c)) & df["utt_id"].isin(rows.index)]
+                hits = known[known["pred"] == str(c)]
+                if hits.empty:
+                    notes.append(f"class {c}: no correctly predicted test item in the finished folds"
+                                 + ("; its map is of the test item the model found most likely to be it" if len(known)
+                                    else " and no test item of this class, so no map"))
+                    hits = known
+                    if hits.empty:
+                        continue
+                best = hits.sort_values(["conf", "fold"], ascending=[False, True]).iloc[0]
+                k, utt = int(best["fold"]), best["utt_id"]
+                if k not in predictors:
+                    predictors[k] = load(run / f"fold_{k}", device="cpu")
+                row = rows.loc[utt]
+                e = explain(predictors[k], manifest.audio_path(row["path"]), text=row["text"] or None, target=str(c),
+                            utt=str(utt))
                 png = plot_explanation(e, Path(scratch) / f"map_{i}.png")
-                out.append((f"{utt}: true {row['label']}, predicted {e.label} ({e.kind})", _png(png)))
-        return out, None
+                out.append((f"class {c}: {utt} (fold {k}, speaker {best['speaker']}), true {row['label']}, predicted "
+                            f"{best['pred']}; {e.kind} map for {c}", _png(png)))
+        return out, notes
     except EmofuseError as exc:
-        return [], f"maps skipped: {exc}"
+        return [], [f"class activation maps skipped: {exc}"]
     except Exception as exc:  # a report must not fail for want of audio
-        return [], f"maps skipped: {type(exc).__name__}: {str(exc)[:200]}"
+        return [], [f"class activation maps skipped: {type(exc).__name__}: {str(exc)[:200]}"]
 
 
 # Every value from a run folder (labels, speakers, test groups, names, paths, config, captions) is
@@ -144,17 +221,7 @@ def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _tables(summary: dict) -> list[tuple[list[str], list[list[str]], bool]]:
-    """The run's tables as plain text cells: [(header, rows, last row is the mean)]."""
-    per_fold = [[str(f["fold"]), ", ".join(map(str, f["test_groups"]))] + [f"{f[k]:.3f}" for k in HEADLINE] + [str(f["best_epoch"])]
-                for f in summary["per_fold"]]
-    per_fold.append(["mean ± std", ""] + [f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}" for k in HEADLINE] + [""])
-    classes = [[str(c), f"{v['mean']:.3f} ± {v['std']:.3f}"] for c, v in summary["per_class_f1"].items()]
-    return [(["fold", "test"] + [NAMES[k] for k in HEADLINE] + ["best epoch"], per_fold, True),
-            (["class", "F1 mean ± std"], classes, False)]
-
-
-def _facts(summary: dict, audit: dict) -> list[list[tuple[str, bool]]]:
+def _facts(summary: dict, audit: dict, source: str | None = None) -> list[list[tuple[str, bool]]]:
     """The bullet lines above the tables, as (text, is data) pieces."""
     model = [("model ", False), (summary["model"], True), (", modalities: ", False),
              (" + ".join(map(str, summary.get("modalities", ["audio"]))), True)]
@@ -164,33 +231,241 @@ def _facts(summary: dict, audit: dict) -> list[list[tuple[str, bool]]]:
     return [model,
             [(f"{summary['n_folds']} folds (", False), (summary["scheme"], True),
              (f"), {'complete' if summary['complete'] else 'PARTIAL'}", False)],
-            [(f"leakage audit: {'passed' if audit.get('passed') else 'FAILED'}", False)]]
+            [(f"leakage audit: {'passed' if audit.get('passed') else 'FAILED'}", False)],
+            [("manifest: ", False), (source or "not found", True)]]
 
 
-def run_markdown(run: Path, summary: dict, audit: dict, stats: dict | None = None) -> str:
-    lines = [f"# {md_text(summary.get('name') or summary['model'])}: {md_text(summary['corpus'])}", ""]
-    lines += ["- " + "".join(md_text(t) if data else t for t, data in fact) for fact in _facts(summary, audit)]
-    for header, rows, mean_last in _tables(summary):
+Section = tuple  # (title, header, rows, notes below): plain text, rendered as Markdown or as escaped HTML
+OLDER = "not recorded (run made by an older emofuse)"
+
+
+def _title(summary: dict, class_map: str) -> str:
+    """'NAME: CORPUS, class map MAP, MODEL, N-fold speaker-independent CV (SCHEME), PROTOCOL protocol'."""
+    name = summary.get("name")
+    head = f"{name}: " if name and str(name) != str(summary["model"]) else ""
+    return (f"{head}{summary['corpus']}, class map {class_map}, model {summary['model']}, {summary['n_folds']}-fold "
+            f"speaker-independent CV ({summary['scheme']}), protocol {summary.get('protocol', 'standard')}")
+
+
+def _run_manifest(run: Path, summary: dict):
+    """The manifest the run was made from: (Manifest or None, its table or None, where from, note or None).
+    The recorded paths first (``RunFolder.manifest_path``), then the run's own copy
+    inputs/manifest.csv (no durations and no audio paths: hours and maps are then left out)."""
+    import pandas as pd
+
+    from .manifest import read_manifest
+    from .runfolder import RunFolder
+
+    folder = RunFolder(run)
+    path, how = folder.manifest_path(summary.get("manifest"))
+    why = f"manifest {how}"
+    if path is not None:
+        try:
+            m = read_manifest(path)
+            return m, m.df, f"{path.resolve()}, found by the {how.split(' (')[0]}", None
+        except EmofuseError as exc:
+            why = str(exc)
+    rel = folder.inputs.relative_to(folder.path)
+    if _own(run, rel) is not None:
+        table = pd.read_csv(run / rel, dtype=str, keep_default_na=False)
+        return None, table, f"the run's copy {rel.as_posix()}", (
+            f"{why}; the statistics use the run's copy {rel.as_posix()} (it has no durations and no audio paths)")
+    return None, None, None, f"{why}, and the run has no {rel.as_posix()}"
+
+
+def _splits(run: Path):
+    """{fold: split table (utt_id, speaker, part)} for every fold with its own split.csv."""
+    import pandas as pd
+
+    out = {}
+    for p in run.glob("fold_*/split.csv"):
+        if re.fullmatch(r"fold_\d+", p.parent.name) and _own(run, p.relative_to(run)):
+            out[int(p.parent.name.split("_")[1])] = pd.read_csv(p, dtype=str, keep_default_na=False)
+    return dict(sorted(out.items()))
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f}"
+
+
+def dataset_sections(run: Path, summary: dict, table) -> tuple[list[Section], list[str]]:
+    """Items, hours and speakers per class, and items, hours, speakers and their gender per part of
+    each fold, from the run's folds (fold_K/split.csv) and its manifest table. (sections, skip notes)"""
+    splits = _splits(run)
+    if table is None:
+        return [], ["dataset statistics skipped: no manifest table (see above)"]
+    if not splits:
+        return [], [f"dataset statistics skipped: no fold_K/split.csv in {run}"]
+    ids = sorted(set().union(*(set(t["utt_id"]) for t in splits.values())))
+    df = table.drop_duplicates("utt_id").set_index("utt_id").reindex(ids)
+    unknown = int(df["speaker"].isna().sum()) if "speaker" in df.columns else len(df)
+    has_dur = "duration" in df.columns
+    dur = df["duration"].astype(float).fillna(0.0) if has_dur else None
+    notes, skipped = [], []
+    if not has_dur:
+        skipped.append("hours per class and part: the manifest table at hand has no durations (its original was not found)")
+    if unknown:
+        notes.append(f"{unknown} utterances of the folds are not in the manifest table")
+    hours = (lambda mask: _hours(float(dur[mask].sum()))) if has_dur else (lambda mask: "n/a")  # noqa: E731
+    classes = [str(c) for c in summary.get("classes", [])] or sorted(df["label"].dropna().unique())
+    per_class = [[c, str(int((df["label"] == c).sum())), hours(df["label"] == c), str(df.loc[df["label"] == c, "speaker"].nunique())]
+                 for c in classes]
+    per_class.append(["all", str(len(df)), hours(np.ones(len(df), dtype=bool)), str(df["speaker"].nunique())])
+    gender = (df.reset_index().drop_duplicates("speaker").set_index("speaker")["gender"].replace("", "unknown")
+              if "gender" in df.columns else None)
+    parts = []
+    for k, t in splits.items():
+        for part in ("train", "val", "test"):
+            u = t.loc[t["part"] == part, "utt_id"]
+            spk = sorted(set(t.loc[t["part"] == part, "speaker"]))
+            g = gender.reindex(spk).fillna("unknown").value_counts().sort_index() if gender is not None else None
+            parts.append([str(k), part, str(len(u)), hours(df.index.isin(u)), str(len(spk)),
+                          ", ".join(f"{a} {n}" for a, n in g.items()) if g is not None else "n/a"])
+    return [("Dataset: items, hours and speakers per class", ["class", "items", "hours", "speakers"], per_class,
+             [f"the {len(ids)} utterances the run's folds hold (after any data.subset)"] + notes),
+            ("Dataset: each fold's parts", ["fold", "part", "items", "hours", "speakers", "speakers by gender"], parts,
+             ["validation speakers choose the checkpoint; test speakers are read once, after training"])], skipped
+
+
+def audit_sections(run: Path, audit: dict) -> tuple[list[Section], list[str]]:
+    """The audit's evidence: each fold's speakers per part, and every overlap check with the number
+    of overlaps it found per fold (from fold_K/audit.json). (sections, skip notes)"""
+    folds = audit.get("folds") or []
+    if not folds:
+        return [], ["leakage audit evidence skipped: audit.json lists no folds"]
+    rows = []
+    for f in folds:
+        spk, counts = f.get("speakers", {}), f.get("counts", {})
+        rows.append([str(f.get("fold")), "passed" if f.get("passed") else "FAILED", ", ".join(map(str, spk.get("test", []))),
+                     ", ".join(map(str, spk.get("val", []))), str(len(spk.get("train", []))),
+                     " / ".join(str(counts.get(p, "?")) for p in ("train", "val", "test"))])
+    checks: dict[str, dict[int, str]] = {}
+    near, skipped = set(), []
+    for f in folds:
+        k = f.get("fold")
+        rel = f"fold_{k}/audit.json"
+        try:
+            rec = json.loads((run / rel).read_text()) if _own(run, rel) else None
+        except (OSError, ValueError):
+            rec = None
+        if not isinstance(rec, dict):
+            skipped.append(f"leakage audit checks of fold {k}: {rel} is missing or unreadable")
+            continue
+        for name, found in (rec.get("checks") or {}).items():
+            checks.setdefault(str(name), {})[k] = str(len(found)) if isinstance(found, list) else str(found)
+        if rec.get("near_duplicate_check"):
+            near.add(str(rec["near_duplicate_check"]))
+    ks = [f.get("fold") for f in folds]
+    check_rows = [[name] + [by.get(k, "not recorded") for k in ks] for name, by in checks.items()]
+    notes = ["a check passes with 0 overlaps; audit.json and fold_K/audit.json list the overlapping items (at most 20 each)"]
+    notes += [f"near-duplicate audio: {n}" for n in sorted(near)]
+    return [("Leakage audit: speakers per fold", ["fold", "audit", "test speakers", "validation speakers",
+                                                  "training speakers", "items train / val / test"], rows, []),
+            ("Leakage audit: overlaps found by each check, per fold", ["check"] + [f"fold {k}" for k in ks], check_rows, notes)
+            ], skipped
+
+
+def provenance_sections(run: Path, summary: dict) -> tuple[list[Section], list[str]]:
+    """Run metadata: software, code commit and machine (fold_K/provenance.json), and per fold the
+    wall time, training throughput and peak memory. (sections, skip notes)"""
+    from .provenance import read_run
+
+    records = {r.get("fold"): r for r in read_run(run) if _own(run, f"fold_{r.get('fold')}/provenance.json")}
+    skipped = [] if records else [f"run metadata (versions, commit, device, peak memory): {OLDER}"]
+    sections = []
+    if records:
+        rows = []
+        for key, label in (("date", "date (fold finished)"), ("emofuse", "emofuse version"), ("git_commit", "git commit"),
+                           ("python", "python"), ("torch", "torch"), ("lightning", "Lightning"), ("platform", "platform"),
+                           ("cpu", "CPU"), ("gpu", "GPU"), ("cuda", "CUDA")):
+            values: dict[str, list] = {}
+            for k, r in records.items():
+                values.setdefault(str(r.get(key) if r.get(key) is not None else "none"), []).append(k)
+            rows.append([label, "; ".join(v if len(values) == 1 else f"{v} (fold {', '.join(map(str, ks))})"
+                                          for v, ks in values.items())])
+        sections.append(("Run metadata", ["", "value"], rows,
+                         [f"fold {k}: {OLDER}" for k in folds_done(summary) if k not in records]))
+    per, total_s, items, train_s = [], 0.0, 0, 0.0
+    for k in folds_done(summary):
+        m = {}
+        if _own(run, f"fold_{k}/metrics.json"):
+            try:
+                m = json.loads((run / f"fold_{k}/metrics.json").read_text())
+            except (OSError, ValueError):
+                m = {}
+        r = records.get(k, {})
+        wall = m.get("wall_seconds", r.get("wall_seconds"))
+        total_s += float(wall or 0)
+        items += int(m.get("train_items") or 0)
+        train_s += float(m.get("train_seconds") or 0)
+        mib = lambda v: f"{v:.0f}" if isinstance(v, (int, float)) else ("none" if k in records else "not recorded")  # noqa: E731
+        per.append([str(k), f"{wall:.1f}" if isinstance(wall, (int, float)) else "not recorded",
+                    f"{m['train_utt_per_s']:.1f}" if isinstance(m.get("train_utt_per_s"), (int, float)) else "not recorded",
+                    str(m.get("epochs_trained", "?")), mib(r.get("peak_rss_mib")), mib(r.get("peak_cuda_mib"))])
+    if per:
+        peak = [r.get("peak_rss_mib") for r in records.values() if isinstance(r.get("peak_rss_mib"), (int, float))]
+        cuda = [r.get("peak_cuda_mib") for r in records.values() if isinstance(r.get("peak_cuda_mib"), (int, float))]
+        per.append(["total", f"{total_s:.1f}", f"{items / train_s:.1f}" if train_s else "n/a", "",
+                    f"{max(peak):.0f}" if peak else "", f"{max(cuda):.0f}" if cuda else ""])
+        sections.append(("Run cost per fold", ["fold", "wall time (s)", "train utterances / s", "epochs",
+                                               "peak RSS (MiB)", "peak CUDA (MiB)"], per,
+                         ["wall time: the fold's training and selection (of its last session, when resumed); utterances / s: "
+                          "training items over training-loop seconds; peak RSS: of the training process so far (folds "
+                          "trained in one process share it); peak CUDA: allocated during the fold"]))
+    return sections, skipped
+
+
+def _md_sections(sections: list[Section]) -> list[str]:
+    lines = []
+    for title, header, rows, notes in sections:
+        lines += ["", f"## {md_text(title)}", ""] + _md_table(header, rows)
+        lines += [""] * bool(notes) + [f"- {md_text(n)}" for n in notes]
+    return lines
+
+
+def _html_sections(sections: list[Section]) -> str:
+    return "\n".join(f"<h2>{_esc(title)}</h2>" + _html_table(header, rows)
+                     + ("<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>" if notes else "")
+                     for title, header, rows, notes in sections)
+
+
+def run_markdown(title: str, summary: dict, audit: dict, stats: dict | None, before: list[Section],
+                 after: list[Section], skipped: list[str], source: str | None) -> str:
+    lines = [f"# {md_text(title)}", ""]
+    if skipped:
+        lines += ["**Skipped or incomplete** (each with its reason):", ""] + [f"- {md_text(x)}" for x in skipped] + [""]
+    lines += ["- " + "".join(md_text(t) if data else t for t, data in fact) for fact in _facts(summary, audit, source)]
+    for header, rows, mean_last in summary_tables(summary):
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for i, row in enumerate(rows):
             bold = mean_last and i == len(rows) - 1
             lines.append("| " + " | ".join((f"**{md_text(c)}**" if bold and c else md_text(c)) for c in row) + " |")
+    lines += _md_sections(before)
     lines += stats_markdown(stats) if stats else []
     lines += ["", "## Protocol, transcript overlap and test subsets", ""] + [f"- {md_text(ln)}" for ln in overlap_lines(summary)]
     lines += ["", "## Leakage audit", ""] + [f"- **{md_text(k)}**: {md_text(v)}" for k, v in audit.get("guarantees", {}).items()]
+    lines += _md_sections(after)
+    lines += ["", "Figures (training curves, per-fold confusion matrices, class activation maps) are in report.html."]
     return "\n".join(lines) + "\n"
 
 
-def run_html(summary: dict, audit: dict, stats: dict | None = None) -> str:
+def run_html(summary: dict, audit: dict, stats: dict | None, before: list[Section], after: list[Section],
+             skipped: list[str], source: str | None) -> str:
     """The same content as ``run_markdown`` below its title, as HTML with every value escaped."""
-    parts = ["<ul>" + "".join("<li>" + "".join(_esc(t) for t, _ in fact) + "</li>" for fact in _facts(summary, audit)) + "</ul>"]
-    for header, rows, mean_last in _tables(summary):
+    parts = []
+    if skipped:
+        parts.append("<div class='skipped'><strong>Skipped or incomplete</strong> (each with its reason):<ul>"
+                     + "".join(f"<li>{_esc(x)}</li>" for x in skipped) + "</ul></div>")
+    parts.append("<ul>" + "".join("<li>" + "".join(_esc(t) for t, _ in fact) + "</li>"
+                                  for fact in _facts(summary, audit, source)) + "</ul>")
+    for header, rows, mean_last in summary_tables(summary):
         body = []
         for i, row in enumerate(rows):
             bold = mean_last and i == len(rows) - 1
             body.append("<tr>" + "".join(f"<td>{'<strong>' + _esc(c) + '</strong>' if bold and c else _esc(c)}</td>" for c in row) + "</tr>")
         parts.append("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>"
                      + "".join(body) + "</tbody></table>")
+    parts.append(_html_sections(before))
     if stats:
         parts.append(stats_html(stats))
     warn = " class='warn'"
@@ -198,6 +473,7 @@ def run_html(summary: dict, audit: dict, stats: dict | None = None) -> str:
         f"<li{warn if ln.startswith('WARNING') else ''}>{_esc(ln)}</li>" for ln in overlap_lines(summary)) + "</ul>")
     parts.append("<h2>Leakage audit</h2><ul>" + "".join(f"<li><strong>{_esc(k)}</strong>: {_esc(v)}</li>"
                                                          for k, v in audit.get("guarantees", {}).items()) + "</ul>")
+    parts.append(_html_sections(after))
     return "\n".join(parts)
 
 
@@ -208,41 +484,67 @@ def _write_inside(folder: Path, name: str, data: str) -> Path:
 
 
 def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
-    """Write RUN/report.html (self-contained) and RUN/report.md."""
+    """Write RUN/report.html (self-contained) and RUN/report.md. ``cams`` > 0: one class activation
+    map per class (0 leaves them out). A section that cannot be made is listed at the top with why."""
     run = Path(run)
     if not run.is_dir():
         raise EmofuseError(f"{run}: no such run folder")
     summary = _summary(run)
     audit = json.loads((run / "audit.json").read_text()) if _own(run, "audit.json") else {}
+    manifest, table, source, note = _run_manifest(run, summary)
+    skipped = [note] if note else []
+    cmap = class_map_name({**summary, "manifest": str(manifest.path)} if manifest is not None else summary)
+    title = _title(summary, cmap)
     stats = run_stats(run, summary)
-    md = run_markdown(run, summary, audit, stats)
-    config = (run / "config.yaml").read_text() if _own(run, "config.yaml") else ""
+    if stats.get("pooled") is None and stats.get("note"):
+        skipped.append(f"pooled statistics, per-class, per-speaker and per-gender tables: {stats['note']}")
+    elif stats.get("gender_note"):
+        skipped.append(stats["gender_note"])
+    data, why = dataset_sections(run, summary, table)
+    prov, why_prov = provenance_sections(run, summary)
+    evidence, why_audit = audit_sections(run, audit)
+    skipped += why + why_prov + why_audit
+    config = (run / "config.yaml").read_text() if _own(run, "config.yaml") else None
+    if config is None:
+        skipped.append("config: config.yaml is missing (or a link out of the run)")
     curves = _curves_png(training_curves(run))
-    maps, note = _cams(run, summary, cams)
-    confusions = [(f"fold {k}", _png(p)) for k, p in sorted((int(p.parent.name.split("_")[1]), p)
-                                                             for p in run.glob("fold_*/confusion.png") if _own(run, p.relative_to(run)))]
-    title = _esc(summary.get("name") or summary["model"])
-    parts = [f"<h1>{title}: {_esc(summary['corpus'])}</h1>", run_html(summary, audit, stats)]
+    if not curves:
+        skipped.append("training curves (HTML): no TensorBoard scalars in fold_K/tb")
+    confusions = _fold_confusions(run, summary)
+    if len(confusions) < len(folds_done(summary)):
+        skipped.append(f"per-fold confusion matrices (HTML): {len(folds_done(summary)) - len(confusions)} finished "
+                       "fold(s) have no readable fold_K/metrics.json")
+    maps, map_notes = _cams(run, summary, cams, manifest)
+    skipped += [n for n in map_notes if n != "class activation maps: left out (--cams 0)"]
+    if cams <= 0:
+        skipped.append("class activation maps (HTML): left out (--cams 0)")
+    if not _own(run, "confusion.png"):
+        skipped.append("pooled confusion matrix (HTML): confusion.png is missing")
+    md = run_markdown(title, summary, audit, stats, prov + data, evidence, skipped, source)
+    parts = [f"<h1>{_esc(title)}</h1>", run_html(summary, audit, stats, prov + data, evidence, skipped, source)]
     if _own(run, "confusion.png"):
         parts.append(f"<h2>Confusion matrix (all folds pooled)</h2><img alt='pooled confusion' src='{_png(run / 'confusion.png')}'>")
     if curves:
         parts.append(f"<h2>Training curves</h2><img alt='training curves' src='{curves}'>")
     if confusions:
-        parts.append("<h2>Per fold</h2><div class='grid'>" + "".join(
-            f"<figure><img alt='{_esc(c)}' src='{u}'><figcaption>{_esc(c)}</figcaption></figure>" for c, u in confusions) + "</div>")
-    parts.append("<h2>Class activation maps (fold 0, test speakers)</h2>")
+        parts.append("<h2>Per fold: test confusion matrices</h2><p>Rows: true class; each cell: count and share of its row "
+                     "(recall on the diagonal).</p><div class='grid'>" + "".join(
+                         f"<figure><img alt='{_esc(c)}' src='{u}'><figcaption>{_esc(c)}</figcaption></figure>" for c, u in confusions)
+                     + "</div>")
+    parts.append("<h2>Class activation maps (one correctly predicted test item per class)</h2>")
     parts += [f"<figure><img alt='map' src='{u}'><figcaption>{_esc(c)}</figcaption></figure>" for c, u in maps]
-    if note:
-        parts.append(f"<p class='note'>{_esc(note)}</p>")
-    parts.append(f"<h2>Config</h2><pre>{_esc(config)}</pre>")
+    parts += [f"<p class='note'>{_esc(n)}</p>" for n in map_notes]
+    if config is not None:
+        parts.append(f"<h2>Config</h2><pre>{_esc(config)}</pre>")
     page = ("<!doctype html><html><head><meta charset='utf-8'>"
             # No script runs on this page, whatever a value holds (defence in depth behind the escaping).
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
-            f"<title>emofuse report: {title}</title><style>"
+            f"<title>emofuse report: {_esc(title)}</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px}img{max-width:100%}.grid{display:grid;"
             "grid-template-columns:repeat(3,1fr);gap:8px}pre{background:#f5f5f5;padding:1em;font-size:12px}"
-            ".note{color:#a60}.warn{color:#b00;font-weight:bold}</style></head><body>" + "\n".join(parts) + "</body></html>")
+            ".note{color:#a60}.warn{color:#b00;font-weight:bold}.skipped{border:1px solid #a60;padding:.5em 1em;"
+            "background:#fff8ee}</style></head><body>" + "\n".join(parts) + "</body></html>")
     html_path = _write_inside(run, "report.html", page)
     md_path = _write_inside(run, "report.md", md)
     return html_path, md_path

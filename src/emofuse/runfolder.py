@@ -3,7 +3,8 @@
 One class owns where things are in a run, so training, inference and reports ask it instead
 of spelling paths::
 
-    run.json               marks an emofuse run; the manifest's fingerprint when the run began
+    run.json               marks an emofuse run; the manifest's fingerprint when the run began, and its
+                           path (absolute, and relative to the run folder: see ``manifest_path``)
     inputs/manifest.csv    the manifest columns the run depends on, as they were (for the diff)
     config.yaml            the resolved config (what every fold trains with)
     audit.json             leakage audit of every fold, and what each step was allowed to see
@@ -15,6 +16,7 @@ of spelling paths::
     fold_K/.lock           held while a process trains this fold
     fold_K/tb/             TensorBoard logs
     fold_K/predictions.csv test predictions per utterance with class probabilities
+    fold_K/provenance.json versions, commit, device, wall time, peak memory (``emofuse.provenance``)
     fold_K/metrics.json    test (and validation) metrics; its presence marks the fold finished
     fold_K/confusion.png
     summary.json, results.md, confusion.png   across folds (mean and std)
@@ -165,6 +167,11 @@ def describe_change(old: pd.DataFrame, new: pd.DataFrame) -> str:
     return "; ".join(parts) or "class list or columns changed"
 
 
+def _relative(target: Path, start: Path) -> str:
+    """``target`` relative to ``start`` (both resolved), e.g. '../../prepared/ravdess/manifest.csv'."""
+    return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
+
+
 class RunFolder:
     """The layout of one run folder and the operations on it as a whole."""
 
@@ -266,6 +273,30 @@ class RunFolder:
         self.record_inputs(table, classes, manifest_path)
         return "run of an earlier version: manifest fingerprint recorded now"
 
+    def manifest_path(self, recorded: str | None = None) -> tuple[Path | None, str]:
+        """The manifest this run was made from, found again after the run folder (and the prepared
+        corpus with it) moved or from another working directory: the path run.json records relative
+        to the run folder first, then its absolute path, then ``recorded`` (a summary's, for runs of
+        earlier versions). Returns (manifest CSV, how it was found) or (None, what was tried)."""
+        from .manifest import resolve_manifest_path
+
+        meta = {}
+        if self.marker.is_file():
+            try:
+                meta = json.loads(self.marker.read_text())
+            except ValueError:
+                meta = {}
+        tried = []
+        for how, value in (("path relative to the run folder", meta.get("manifest_relative")),
+                           ("absolute path in run.json", meta.get("manifest")), ("path in summary.json", recorded)):
+            if not value:
+                continue
+            p = resolve_manifest_path(self.path / value if how.startswith("path relative") else Path(value))
+            if p.is_file():
+                return p, f"{how} ({value})"
+            tried.append(str(p))
+        return None, ("no manifest recorded" if not tried else "not found at " + " or ".join(dict.fromkeys(tried)))
+
     def record_inputs(self, table: pd.DataFrame, classes: list[str], manifest_path: Path) -> None:
         from . import __version__
 
@@ -273,7 +304,8 @@ class RunFolder:
         write_csv_atomic(table, self.inputs)
         write_text_atomic(self.marker, json.dumps({
             "kind": "emofuse run", "emofuse_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "manifest": str(manifest_path.resolve()), "manifest_fingerprint": fingerprint(table, classes),
+            "manifest": str(manifest_path.resolve()), "manifest_relative": _relative(manifest_path, self.path),
+            "manifest_fingerprint": fingerprint(table, classes),
             "fingerprint_columns": list(table.columns), "classes": classes}, indent=2))
 
     # -- folds and their checkpoints (for inference, export, explain) ---------------------------

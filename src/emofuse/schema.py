@@ -95,10 +95,11 @@ class TrainConfig:
 class CVConfig:
     """``cv:``: how the speaker-independent folds are made."""
 
-    scheme: Literal["auto", "session", "speaker"] = "auto"
+    scheme: Literal["auto", "session", "speaker", "official", "leave_one_corpus_out"] = "auto"
     n_folds: int | None = _n(None, ge=2)       # speaker scheme: default 6 on RAVDESS, else up to 5
     val_speakers: int | None = _n(None, ge=1)  # training speakers held out for model selection
     seed: int = 0
+    test_corpus: str | None = None            # leave_one_corpus_out: test on this corpus only (default: each in turn)
     protocol: Literal["standard", "script_disjoint"] = "standard"  # script_disjoint: no val/test transcript in training
     overlap_min_words: int = _n(3, ge=1)      # transcript overlap also reported over transcripts of this many words
     overlap_warn: float = _n(0.2, ge=0, le=1)  # a text model above this test overlap gets a loud warning
@@ -453,7 +454,8 @@ def check_against_manifest(cfg: dict, folds: list[int] | None = None) -> None:
 
     m = read_manifest(cfg["data"]["manifest"])
     cv = cfg["cv"]
-    made = make_folds(m.df, m.meta.get("corpus", ""), cv["scheme"], cv["n_folds"], cv["val_speakers"], cv["seed"])
+    made = make_folds(m.df, m.meta.get("corpus", ""), cv["scheme"], cv["n_folds"], cv["val_speakers"], cv["seed"],
+                      cv["test_corpus"])
     for k in folds or []:
         if not 0 <= k < len(made):
             raise EmofuseError(f"fold {k} does not exist: this config gives {len(made)} folds on {m.path.parent} "

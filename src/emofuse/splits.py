@@ -3,7 +3,16 @@
 Folds are built from the manifest's ``session`` or ``speaker`` column, never from rows: every
 speaker sits in exactly one of train / validation / test in each fold, and the validation
 speakers are carved out of that fold's training speakers. A random utterance split is not
-offered.
+offered. Two more schemes take their parts from the manifest:
+
+- ``official``: the corpus's published partitions (the ``official_split`` column: MSP-Podcast's
+  Train / Development / Test1 / Test2, MELD's train / dev / test, ESD's train / evaluation /
+  test), one fold per official test set. ``auto`` picks it where every row has a partition and
+  no speaker crosses them; where speakers do cross (MELD, ESD) the audit refuses it.
+- ``leave_one_corpus_out``: on a manifest of several corpora (``emofuse prepare merge``), one
+  fold per corpus (``cv.test_corpus=NAME``: just that one) tests on that corpus and trains on the
+  others; validation speakers are drawn from each training corpus. ``auto`` picks it on such a
+  manifest.
 """
 
 from __future__ import annotations
@@ -19,7 +28,16 @@ from .atomic import write_csv_atomic, write_text_atomic
 from .errors import EmofuseError
 from .subsets import transcript_column, transcript_overlap
 
-SCHEMES = ("auto", "session", "speaker")
+SCHEMES = ("auto", "session", "speaker", "official", "leave_one_corpus_out")
+OFFICIAL_COLUMN = "official_split"
+CORPUS_COLUMN = "corpus"
+# Official partition names -> part; a test set keeps its own name (MSP-Podcast has Test1 and Test2).
+OFFICIAL_PARTS = {"train": "train", "training": "train", "dev": "val", "development": "val", "validation": "val",
+                  "val": "val", "valid": "val", "evaluation": "val"}
+# What to use instead when a scheme's parts leak (said in the audit's refusal).
+INSTEAD = {"official": "cv.scheme=speaker (speaker-independent folds made by emofuse)",
+           "leave_one_corpus_out": "remove the shared recordings or speakers from one corpus, re-run 'emofuse prepare' "
+                                   "and 'emofuse prepare merge'"}
 
 
 class LeakageError(EmofuseError):
@@ -51,11 +69,38 @@ def default_n_folds(df: pd.DataFrame, corpus: str, scheme: str) -> int:
     return 6 if corpus == "ravdess" else min(5, int(df["speaker"].nunique()))
 
 
-def resolve_scheme(scheme: str, corpus: str, df: pd.DataFrame) -> str:
+def has_official(df: pd.DataFrame) -> bool:
+    """Every row carries a published partition."""
+    return OFFICIAL_COLUMN in df.columns and bool((df[OFFICIAL_COLUMN].astype(str).str.strip() != "").all())
+
+
+def official_speakers_disjoint(df: pd.DataFrame) -> bool:
+    """No speaker in two official parts (validation and the test sets count apart)."""
+    part = df[OFFICIAL_COLUMN].astype(str).str.strip().map(_official_part)
+    return bool((df.assign(_part=part).groupby("speaker")["_part"].nunique() <= 1).all())
+
+
+def _official_part(name: str) -> str:
+    low = name.strip().lower()
+    return OFFICIAL_PARTS.get(low, name.strip() if low.startswith("test") else "")
+
+
+def resolve_scheme(scheme: str, corpus: str, df: pd.DataFrame, test_corpus: str | None = None) -> str:
     if scheme not in SCHEMES:
         raise EmofuseError(f"unknown fold scheme {scheme!r}: use one of {list(SCHEMES)}")
+    if test_corpus and scheme not in ("auto", "leave_one_corpus_out"):
+        raise EmofuseError(f"cv.test_corpus={test_corpus} belongs to cv.scheme=leave_one_corpus_out, not {scheme}; "
+                           "drop one of the two")
+    if test_corpus:
+        return "leave_one_corpus_out"
     if scheme != "auto":
         return scheme
+    # A merged manifest exists to test across corpora; a corpus's published partitions are its
+    # default where they are speaker independent.
+    if CORPUS_COLUMN in df.columns and df[CORPUS_COLUMN].nunique() > 1:
+        return "leave_one_corpus_out"
+    if has_official(df) and official_speakers_disjoint(df):
+        return "official"
     # Leave-one-session-out where sessions hold several speakers (IEMOCAP); speaker folds otherwise.
     per_session = df.groupby("session")["speaker"].nunique()
     return "session" if corpus == "iemocap" or (len(per_session) >= 3 and per_session.min() > 1) else "speaker"
@@ -94,20 +139,26 @@ def _pick_val_speakers(train_speakers: list[str], gender: pd.Series, n: int, see
 
 
 def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds: int | None = None,
-               val_speakers: int | None = None, seed: int = 0) -> list[FoldSplit]:
+               val_speakers: int | None = None, seed: int = 0, test_corpus: str | None = None) -> list[FoldSplit]:
     """Speaker-independent folds over a manifest table.
 
     Args:
         df: the manifest table (needs utt_id, speaker, session, gender).
         corpus: the corpus name from prepare.json (``iemocap`` selects leave-one-session-out).
-        scheme: ``session`` (leave one session out), ``speaker`` (speaker-grouped K folds), or
-            ``auto``.
+        scheme: ``session`` (leave one session out), ``speaker`` (speaker-grouped K folds),
+            ``official`` (the corpus's published partitions), ``leave_one_corpus_out`` (a merged
+            manifest), or ``auto``.
         n_folds: folds for the speaker scheme (default 6 for RAVDESS, else up to 5).
         val_speakers: training speakers moved to validation in each fold (default: about one
             fold's worth, e.g. 2 on IEMOCAP, 4 on RAVDESS).
         seed: fixes the speaker shuffles.
+        test_corpus: leave_one_corpus_out: the one corpus to test on (default: each in turn).
     """
-    scheme = resolve_scheme(scheme, corpus, df)
+    scheme = resolve_scheme(scheme, corpus, df, test_corpus)
+    if scheme == "official":
+        return official_folds(df, n_folds, val_speakers)
+    if scheme == "leave_one_corpus_out":
+        return corpus_folds(df, n_folds, val_speakers, seed, test_corpus)
     if scheme == "session":
         sessions = sorted(df["session"].unique())
         if n_folds not in (None, len(sessions)):
@@ -136,6 +187,82 @@ def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds
                for part, spk in (("train", train_spk), ("val", val_spk), ("test", test_spk))}
         folds.append(FoldSplit(i, scheme, list(names[i]), ids["train"], ids["val"], ids["test"],
                                {"train": train_spk, "val": val_spk, "test": list(test_spk)}))
+    return folds
+
+
+def official_folds(df: pd.DataFrame, n_folds: int | None = None, val_speakers: int | None = None) -> list[FoldSplit]:
+    """One fold per official test set, the official train and validation parts in each.
+
+    Raises:
+        EmofuseError: the manifest has no complete ``official_split`` column, a partition name
+            is not known, or there is no train or no test partition.
+    """
+    if OFFICIAL_COLUMN not in df.columns:
+        raise EmofuseError("cv.scheme=official: this manifest has no official_split column (its corpus publishes no "
+                           "partitions); use cv.scheme=auto")
+    names = df[OFFICIAL_COLUMN].astype(str).str.strip()
+    if (names == "").any():
+        first = df.loc[names == "", "utt_id"].iloc[0]
+        raise EmofuseError(f"cv.scheme=official: {int((names == '').sum())} utterances have no official partition "
+                           f"(first: {first}); use cv.scheme=speaker, or prepare the release with its partitions")
+    if n_folds is not None or val_speakers is not None:
+        raise EmofuseError("cv.scheme=official takes its parts from the corpus; drop cv.n_folds and cv.val_speakers")
+    part = names.map(_official_part)
+    unknown = sorted(set(names[part == ""]))
+    if unknown:
+        raise EmofuseError(f"cv.scheme=official: unknown partition names {unknown[:5]} in official_split; "
+                           f"known: {sorted(OFFICIAL_PARTS)} and Test*")
+    tests = sorted({p for p in part if p not in ("train", "val")})
+    if not tests or not (part == "train").any():
+        raise EmofuseError(f"cv.scheme=official: the partitions {sorted(set(names))} give no train or no test part; "
+                           "use cv.scheme=speaker")
+    ids = {p: sorted(df.loc[part == p, "utt_id"]) for p in ("train", "val", *tests)}
+    spk = {p: sorted(df.loc[part == p, "speaker"].unique()) for p in ids}
+    return [FoldSplit(i, "official", [t], ids["train"], ids["val"], ids[t],
+                      {"train": spk["train"], "val": spk["val"], "test": spk[t]}) for i, t in enumerate(tests)]
+
+
+def corpus_folds(df: pd.DataFrame, n_folds: int | None = None, val_speakers: int | None = None, seed: int = 0,
+                 test_corpus: str | None = None) -> list[FoldSplit]:
+    """Leave one corpus out: test on one corpus, train on the others (validation speakers drawn
+    from every training corpus, about a sixth of its speakers, or ``val_speakers`` in all).
+
+    Raises:
+        EmofuseError: the manifest is not a merge of two or more corpora, or ``test_corpus`` is
+            not one of them.
+    """
+    corpora = sorted(df[CORPUS_COLUMN].unique()) if CORPUS_COLUMN in df.columns else []
+    if len(corpora) < 2:
+        raise EmofuseError("cv.scheme=leave_one_corpus_out needs a manifest of two or more corpora; make one with "
+                           "'emofuse prepare merge A/manifest.csv B/manifest.csv --out DIR'")
+    if test_corpus is not None and test_corpus not in corpora:
+        raise EmofuseError(f"cv.test_corpus={test_corpus}: not a corpus of this manifest; use one of {corpora}")
+    if n_folds not in (None, len(corpora) if test_corpus is None else 1):
+        raise EmofuseError(f"leave-one-corpus-out gives one fold per corpus ({len(corpora)}); drop cv.n_folds")
+    gender = df.groupby("speaker")["gender"].first()
+    corpus_of = df.groupby("speaker")[CORPUS_COLUMN].first()
+    by_speaker = df.groupby("speaker")["utt_id"].apply(list).to_dict()
+    folds = []
+    for i, test in enumerate(corpora):
+        if test_corpus is not None and test != test_corpus:
+            continue
+        others = [c for c in corpora if c != test]
+        pools = {c: sorted(corpus_of.index[corpus_of == c]) for c in others}
+        if val_speakers is None:
+            want = {c: min(max(1, round(len(pools[c]) / 6)), len(pools[c]) - 1) for c in others}
+        else:  # dealt round-robin over the training corpora
+            want = {c: 0 for c in others}
+            for k in range(val_speakers):
+                want[others[k % len(others)]] += 1
+        val_spk = sorted(s for c in others for s in _pick_val_speakers(pools[c], gender, want[c], seed * 1000 + i))
+        train_spk = sorted(s for c in others for s in pools[c] if s not in set(val_spk))
+        if not train_spk:
+            raise EmofuseError(f"fold {i}: {len(val_spk)} validation speakers would leave no training speaker; lower cv.val_speakers")
+        test_spk = sorted(corpus_of.index[corpus_of == test])
+        ids = {part: sorted(u for s in spk for u in by_speaker[s])
+               for part, spk in (("train", train_spk), ("val", val_spk), ("test", test_spk))}
+        folds.append(FoldSplit(len(folds), "leave_one_corpus_out", [test], ids["train"], ids["val"], ids["test"],
+                               {"train": train_spk, "val": val_spk, "test": test_spk}))
     return folds
 
 
@@ -221,9 +348,13 @@ def require_passed(audits: list[dict], where: Path) -> None:
     failed = [a for a in audits if not a["passed"]]
     if failed:
         bad = {k: v[:3] for k, v in failed[0]["checks"].items() if v}
+        scheme = failed[0].get("scheme")
+        if scheme == "official":
+            raise LeakageError(f"{where}: the corpus's official partitions fail the leakage audit (fold {failed[0]['fold']}: "
+                               f"{bad}): they share speakers or recordings across train/validation/test; use {INSTEAD['official']}")
+        fix = INSTEAD.get(scheme, "fix the manifest (speaker ids, duplicate recordings), re-run 'emofuse prepare'")
         raise LeakageError(f"{where}: the leakage audit fails for folds {[a['fold'] for a in failed]} "
-                           f"(fold {failed[0]['fold']}: {bad}); fix the manifest (speaker ids, duplicate recordings), "
-                           "re-run 'emofuse prepare', and start a new run")
+                           f"(fold {failed[0]['fold']}: {bad}); {fix}, and start a new run")
 
 
 def read_split(out_dir: Path) -> FoldSplit:

@@ -19,6 +19,7 @@ import os
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -93,17 +94,27 @@ class AugmentStore:
         return len(todo)
 
 
+class TrainItem(NamedTuple):
+    """A training item as ``FoldAugment`` knows it."""
+
+    path: str    # the audio file
+    sha1: str    # its content hash (the feature and variant cache key)
+    label: str   # its class name (which class plan applies)
+
+
 class FoldAugment:
     """The augmentation a fold's training set may use; refuses anything else.
 
     Args:
         policy: the resolved policy.
         store: rendered variants.
-        train: utt_id -> (audio path, audio sha1, class name) for the fold's training items only.
+        train: utt_id -> ``TrainItem`` (audio path, audio sha1, class name) for the fold's
+            training items only.
     """
 
     def __init__(self, policy: Policy, store: AugmentStore, train: dict[str, tuple[str, str, str]]) -> None:
-        self.policy, self.store, self.train = policy, store, dict(train)
+        self.policy, self.store = policy, store
+        self.train = {u: TrainItem(*item) for u, item in train.items()}
         self.signatures = {c: p.signature(policy.variants, policy.seed) for c, p in policy.plans.items()}
 
     def check(self, utt_id: str) -> None:
@@ -114,30 +125,36 @@ class FoldAugment:
     def waveform_variants(self, utt_id: str) -> int:
         """How many rendered variants this training item has (0: its class has no waveform effects)."""
         self.check(utt_id)
-        plan = self.policy.plans[self.train[utt_id][2]]
+        plan = self.policy.plans[self.train[utt_id].label]
         return self.policy.variants if plan.effects else 0
+
+    def copies(self, utt_id: str) -> int:
+        """How many times this training item is drawn per epoch (its class's ``oversample``, 1 if none)."""
+        self.check(utt_id)
+        return int(self.policy.oversample.get(self.train[utt_id].label, 1))
 
     def prepare(self, workers: int | None = None, progress: bool = True) -> int:
         """Render the variants of every training item that needs them (cached across folds)."""
         jobs, specs = [], {}
-        for utt, (path, sha1, cls) in self.train.items():
-            plan = self.policy.plans[cls]
+        for item in self.train.values():
+            plan = self.policy.plans[item.label]
             if plan.effects and self.policy.variants:
-                sig = self.signatures[cls]
+                sig = self.signatures[item.label]
                 specs[sig] = plan.effect_specs
-                jobs.append((path, sha1, sig, self.policy.variants))
+                jobs.append((item.path, item.sha1, sig, self.policy.variants))
         return self.store.ensure(jobs, specs, self.policy.seed, workers, progress)
 
     def variant(self, utt_id: str, v: int) -> np.ndarray:
         """(T, F) log-mel of rendered variant ``v`` of a training item."""
         self.check(utt_id)
-        _, sha1, cls = self.train[utt_id]
-        return self.store.arrays.get(f"{sha1}-{self.signatures[cls]}-{v}")
+        item = self.train[utt_id]
+        return self.store.arrays.get(f"{item.sha1}-{self.signatures[item.label]}-{v}")
 
     def record(self) -> pd.DataFrame:
         """What was augmented, one row per training item (written to fold_K/augmented.csv)."""
         rows = []
-        for utt, (_, _, cls) in sorted(self.train.items()):
+        for utt, item in sorted(self.train.items()):
+            cls = item.label
             plan = self.policy.plans[cls]
             rows.append({"utt_id": utt, "label": cls, "part": "train",
                          "waveform_variants": self.policy.variants if plan.effects else 0,

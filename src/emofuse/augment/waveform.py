@@ -13,9 +13,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..audio import AUDIO_EXTENSIONS
 from ..errors import EmofuseError
 
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
 EFFECTS: dict[str, Callable[..., "Effect"]] = {}
 
 
@@ -151,7 +151,7 @@ class Gain(Effect):
 def list_audio(folder: Path, subsets: list[str] | None = None) -> list[Path]:
     """Audio files under ``folder`` (or under its ``subsets`` sub-folders, MUSAN style), sorted."""
     roots = [folder / s for s in subsets] if subsets else [folder]
-    return sorted(p for r in roots if r.is_dir() for p in r.rglob("*") if p.suffix.lower() in AUDIO_EXTS)
+    return sorted(p for r in roots if r.is_dir() for p in r.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 @register_effect

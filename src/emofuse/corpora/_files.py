@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..audio import AUDIO_EXTENSIONS
 from ..labels import ClassMap
 from .base import BAD_NAME, UNKNOWN_LABEL, Problem, outside_problem, relative_inside
-
-AUDIO_EXTS = (".wav", ".flac", ".ogg")
 
 
 def audio_files(folder: Path, recursive: bool = True) -> list[Path]:
@@ -17,7 +16,7 @@ def audio_files(folder: Path, recursive: bool = True) -> list[Path]:
     if not folder.is_dir():
         return []
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(f for f in found if f.suffix.lower() in AUDIO_EXTS and not f.name.startswith(".") and f.is_file())
+    return sorted(f for f in found if f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith(".") and f.is_file())
 
 
 def inside(root: Path, f: Path, problems: list[Problem]) -> str | None:

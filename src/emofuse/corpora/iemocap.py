@@ -18,6 +18,7 @@ import csv
 import re
 from pathlib import Path
 
+from ..audio import AUDIO_EXTENSIONS
 from ..errors import EmofuseError
 from ..labels import IEMOCAP_LABELS, get_class_map
 from .base import (BAD_NAME, BAD_ROW, TRANSCRIPT_NO_AUDIO, UNKNOWN_LABEL, Candidate, ParseResult, Problem,
@@ -28,7 +29,6 @@ _TRANSCRIPT_LINE = re.compile(r"^(\S+)\s+\[[\d.]+\s*-\s*[\d.]+\]:\s?(.*)$")
 _UTT = re.compile(r"^Ses(\d\d)[FM]_.*_([FM])\d+$")
 _SESSION_DIR = re.compile(r"^Session(\d+)$")
 _GENDER = {"F": "female", "M": "male"}
-AUDIO_EXTS = (".wav", ".flac", ".ogg")
 
 
 def speaker_of(utt_id: str) -> tuple[str, str, str] | None:
@@ -108,7 +108,7 @@ def parse_iemocap(root: Path, class_map: str | None = None, **options: str) -> P
 
 def _find_audio(sdir: Path, dialog: str, utt: str) -> Path:
     base = sdir / "sentences" / "wav" / dialog / utt
-    for ext in AUDIO_EXTS:
+    for ext in AUDIO_EXTENSIONS:
         if base.with_suffix(ext).is_file():
             return base.with_suffix(ext)
     return base.with_suffix(".wav")
@@ -119,7 +119,7 @@ def _parse_simple(root: Path, cmap) -> ParseResult:
     labels = root / "labels.csv"
     by_name: dict[str, Path] = {}
     for p in sorted((root / "wavs").rglob("*")):
-        if p.suffix.lower() in AUDIO_EXTS:
+        if p.suffix.lower() in AUDIO_EXTENSIONS:
             by_name.setdefault(p.name, p)
             by_name.setdefault(p.stem, p)
     candidates: list[Candidate] = []

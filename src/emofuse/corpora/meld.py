@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import EmofuseError
 from ..labels import MELD_CODES, get_class_map
-from ._files import AUDIO_EXTS
+from ..audio import AUDIO_EXTENSIONS
 from .base import (BAD_ROW, TRANSCRIPT_NO_AUDIO, UNKNOWN_LABEL, Candidate, ParseResult, Problem, outside_problem,
                    register_corpus, relative_inside)
 from .csv_corpus import read_csv_rows
@@ -57,7 +57,7 @@ def _audio_dirs(root: Path, split: str) -> list[Path]:
 
 def _find(dirs: list[Path], stem: str) -> Path | None:
     for d in dirs:
-        for ext in AUDIO_EXTS:
+        for ext in AUDIO_EXTENSIONS:
             if (d / f"{stem}{ext}").is_file():
                 return d / f"{stem}{ext}"
     return None

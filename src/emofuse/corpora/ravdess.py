@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..audio import AUDIO_EXTENSIONS
 from ..errors import EmofuseError
 from ..labels import RAVDESS_CODES, get_class_map
 from .base import (BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, outside_problem, register_corpus,
@@ -16,7 +17,6 @@ from .base import (BAD_NAME, UNKNOWN_LABEL, Candidate, ParseResult, Problem, out
 
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
-AUDIO_EXTS = (".wav", ".flac", ".ogg")
 
 
 @register_corpus("ravdess")
@@ -28,7 +28,7 @@ def parse_ravdess(root: Path, class_map: str | None = None, **options: str) -> P
     candidates: list[Candidate] = []
     problems: list[Problem] = []
     for adir in actors:
-        files = [f for f in sorted(adir.iterdir()) if f.suffix.lower() in AUDIO_EXTS]
+        files = [f for f in sorted(adir.iterdir()) if f.suffix.lower() in AUDIO_EXTENSIONS]
         stems = [f.stem for f in files]
         for f in files:
             rel = f.relative_to(root).as_posix()

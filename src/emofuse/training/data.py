@@ -47,9 +47,7 @@ class FeatureDataset(Dataset):
         base = list(range(len(keys)))
         copies: list[int] = []
         if augment is not None:  # oversampling: extra copies of a class's items, each read as a variant
-            factor = augment.policy.oversample
-            copies = [i for i in base for _ in range(factor.get(augment.train[self.utt_ids[i]][2], 1) - 1)
-                      if self.n_variants[i] > 0]
+            copies = [i for i in base for _ in range(augment.copies(self.utt_ids[i]) - 1) if self.n_variants[i] > 0]
         self.source = base + copies  # dataset position -> item
         self.is_copy = [False] * len(base) + [True] * len(copies)
         keys = [keys[i] for i in self.source]

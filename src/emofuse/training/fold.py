@@ -22,6 +22,7 @@ from ..features import fit_stats
 from ..inference import load_module, read_checkpoint
 from ..metrics import compute_metrics, plot_confusion
 from ..models.ssl_weighted import report_layer_weights
+from ..provenance import reset_peaks, write_fold
 from ..runfolder import RunFolder
 from ..splits import FoldSplit, LeakageError
 from ..subsets import seen_in_training, subset_masks
@@ -63,6 +64,7 @@ def train_fold(ctx: RunContext, k: int, progress: bool = True, callbacks: list |
     mean, std = fit_normalisation(ctx, datasets["train"], fold_dir)  # 2. z-score statistics, training items only
     module = build_module(ctx, datasets["train"], mean, std)  # 3. the model inside its LightningModule
     trainer, ckpt, throughput = build_trainer(ctx, k, progress, callbacks)  # 4. the trainer, resuming if it can
+    reset_peaks()  # the fold's own peak memory (provenance.json)
     t0 = time.time()
     fit(trainer, module, FoldDataModule(datasets, int(ctx.cfg["data"]["batch_size"]),
                                         int(ctx.cfg["data"].get("num_workers", 0)), seed), resume_point(folder, k), k)
@@ -246,7 +248,8 @@ def evaluate_fold(ctx: RunContext, split: FoldSplit, best: Path, datasets: dict[
 
 
 def write_outputs(ctx: RunContext, split: FoldSplit, result: dict, fold_dir: Path) -> None:
-    """fold_K/confusion.png, then fold_K/metrics.json (written last: its presence marks the fold finished)."""
+    """fold_K/confusion.png and provenance.json, then fold_K/metrics.json (written last: its presence marks the fold finished)."""
+    write_fold(fold_dir, result)
     plot_confusion(result["test"]["confusion"], ctx.classes, fold_dir / "confusion.png",
                    f"fold {split.fold} test ({', '.join(split.test_groups)})")
     write_text_atomic(fold_dir / "metrics.json", json.dumps(result, indent=2))

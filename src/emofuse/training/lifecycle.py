@@ -169,7 +169,7 @@ def plan_folds(ctx: RunContext, folder: RunFolder | None = None) -> tuple[list[F
     keeps the split it was made with (its results rest on it); every fold is re-audited."""
     manifest, cv = ctx.manifest, ctx.cfg["cv"]
     folds = make_folds(manifest.df, manifest.meta.get("corpus", ""), cv.get("scheme", "auto"), cv.get("n_folds"),
-                       cv.get("val_speakers"), int(cv.get("seed", 0)))
+                       cv.get("val_speakers"), int(cv.get("seed", 0)), cv.get("test_corpus"))
     if cv.get("protocol") == "script_disjoint":
         folds = [_disjoint(f, manifest.df, ctx.text_column) for f in folds]
     if folder is not None:
