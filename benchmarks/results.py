@@ -68,7 +68,7 @@ def record_line(name: str) -> str:
     rec = json.loads(path.read_text())
     runs = rec.get("runs", [])
     commits = sorted({r.get("commit", rec.get("commit")) for r in runs} or {rec.get("commit")})
-    return f"record: {len(runs)} run(s), commit {', '.join(map(str, commits))}, {rec.get('date')}"
+    return f"record: {f'{len(runs)} run(s), ' if runs else ''}commit {', '.join(map(str, commits))}, {rec.get('date')}"
 
 
 def main() -> int:
