@@ -113,7 +113,8 @@ def test_values_are_coerced_and_defaults_filled():
 
 def test_every_key_the_training_code_reads_is_declared():
     """A key read with .get(key, default) in the run code but missing from the schema would dodge the check."""
-    src = (REPO / "src" / "emofuse" / "training" / "run.py").read_text() + (REPO / "src" / "emofuse" / "cli.py").read_text()
+    pkg = REPO / "src" / "emofuse"
+    src = "".join(f.read_text() for f in [*sorted((pkg / "training").glob("*.py")), pkg / "cli.py", pkg / "summary.py"])
     aliases = {"tr": "train", "train": "train", "cv": "cv"}
     used = set()
     for group, key in re.findall(r'\["(data|train|cv)"\](?:\.get\(|\[)"(\w+)"', src):

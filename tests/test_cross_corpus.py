@@ -77,6 +77,10 @@ def test_merge_refuses_a_name_clash_and_a_single_manifest(two_corpora, tmp_path)
         merge_manifests([str(a), str(b)], tmp_path / "x")  # both prepared as corpus 'csv'
     r = run_cli("prepare", "merge", str(a), "--out", str(tmp_path / "y"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "two or more manifests" in r.stderr
+    with pytest.raises(EmofuseError, match="is one of the manifests being merged"):
+        merge_manifests([f"a:{a}", f"b:{b}"], a)  # would overwrite a source
+    r = run_cli("prepare", "merge", f"a:{a}", f"b:{b}", "--out", str(tmp_path / "w"), "--class-map", "ravdess4")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--class-map would be ignored" in r.stderr
     r = run_cli("prepare", "merge", f"first:{a}", f"second:{b}", "--out", str(tmp_path / "z"), "--workers", "1")
     assert r.returncode == 0, r.stderr
     assert sorted(read_manifest(tmp_path / "z").df["corpus"].unique()) == ["first", "second"]
@@ -173,6 +177,9 @@ def test_official_needs_a_partition_on_every_row(tmp_path):
         make_folds(df, "x", "official")
     with pytest.raises(EmofuseError, match="no official_split column"):
         make_folds(df.drop(columns="official_split"), "x", "official")
+    with pytest.raises(EmofuseError, match="no development/validation part for model selection; use cv.scheme=speaker"):
+        make_folds(df.assign(official_split=["train", "train", "test"]), "x", "official")
+    assert make_folds(df.assign(official_split=["train", "train", "test"]), "x", "auto", n_folds=3)[0].scheme == "speaker"
     df["official_split"] = ["train", "holdout", "test"]
     with pytest.raises(EmofuseError, match=r"unknown partition names \['holdout'\]"):
         make_folds(df, "x", "official")

@@ -441,6 +441,11 @@ def cmd_prepare(args) -> int:
     if args.corpus == "merge":
         from .prepare import merge_manifests
 
+        ignored = [flag for flag, on in (("--class-map", args.class_map), ("--csv", args.csv), ("--strict", args.strict),
+                                         ("--force", args.force), ("--min-seconds", args.min_seconds != 0.25)) if on]
+        if ignored:
+            raise EmofuseError(f"prepare merge joins manifests as they were prepared: {', '.join(ignored)} would be "
+                               "ignored; prepare each corpus with it first, then merge")
         print("\n".join(merge_manifests(args.root, args.out, args.workers).lines()))
         return 0
     if len(args.root) != 1:
@@ -759,11 +764,15 @@ def _predict_timeline(args) -> int:
         raise EmofuseError(f"{out}: with --timeline, --out is a folder for one CSV and one PNG per file; give a folder name")
     files = audio_files(args.audio)
     check_writable(out, "timeline folder", "give --out a folder you can write to")
+    if args.text is not None or args.transcripts:
+        raise EmofuseError("--timeline classifies speech segments, which have no transcripts of their own: drop --text / "
+                           "--transcripts (a model trained on ASR text transcribes each segment itself)")
+    vad = VadConfig(max_seconds=args.window_seconds)  # checked once, before any file
     predictor = load(args.model, args.device, args.window_seconds)
     done = 0
     for f in files:
         try:
-            tl = timeline(predictor, f, VadConfig(max_seconds=args.window_seconds))
+            tl = timeline(predictor, f, vad)
         except (EmofuseError, OSError) as exc:
             print(f"emofuse: skipped {f}: {str(exc).removeprefix(f'{f}: ')}", file=sys.stderr)
             continue

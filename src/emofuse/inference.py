@@ -11,6 +11,7 @@ audio needs no more memory than a minute. Text and fusion models take the transc
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -275,6 +276,9 @@ class Predictor:
         self._asr = None
         self._trained_audio: set[str] | None = None  # the run's audio_sha1 values, read on first use
         self._has_record = False
+        # One predictor may serve several threads (emofuse serve): lazy set-ups and the tokenizer
+        # (a fast tokenizer refuses concurrent calls) run under this lock.
+        self._lock = threading.RLock()
         self.window = float(window_seconds)
         self.hop = float(hop_seconds or window_seconds)
         self.sources = sources or []
@@ -307,23 +311,27 @@ class Predictor:
         if not self.needs_text:
             return {}
         if text is None and wave is not None and (self.text_cfg or {}).get("source") == "asr":
-            if self._asr is None:
-                from .pretrained import WhisperModel
+            with self._lock:
+                if self._asr is None:
+                    from .pretrained import WhisperModel
 
-                self._asr = WhisperModel(self.text_cfg.get("asr_model") or "tiny.en")
-            text = self._asr.transcribe([wave])[0]
+                    self._asr = WhisperModel(self.text_cfg.get("asr_model") or "tiny.en")
+                text = self._asr.transcribe([wave])[0]
         if text is None:
             raise EmofuseError(f"{utt}: this model reads text too; pass the transcript (--text or --transcripts FILE)")
-        tokens = torch.from_numpy(self._text_encoder().encode([str(text).strip()])[0])[None].to(self.device)
+        with self._lock:
+            encoded = self._text_encoder().encode([str(text).strip()])[0]
+        tokens = torch.from_numpy(encoded)[None].to(self.device)
         return {"text": tokens, "text_lengths": torch.tensor([tokens.shape[1]], device=self.device)}
 
     def text_tokens(self, text: str) -> list[str]:
         """The word pieces the text encoder reads for ``text`` ([CLS] first)."""
-        enc = self._text_encoder()
-        return enc.tokenizer.convert_ids_to_tokens(enc.tokenize([str(text)])["input_ids"][0])
+        with self._lock:
+            enc = self._text_encoder()
+            return enc.tokenizer.convert_ids_to_tokens(enc.tokenize([str(text)])["input_ids"][0])
 
     def _text_encoder(self):
-        if self._encoder is None:
+        if self._encoder is None:  # under self._lock
             from .text import TextEncoder
             self._encoder = TextEncoder(self.text_cfg["encoder"], self.text_cfg["max_tokens"])
         return self._encoder
@@ -340,12 +348,13 @@ class Predictor:
         """Whether the file's bytes are those of a clip in the run's manifest (its
         ``inputs/manifest.csv``, ``audio_sha1``: the data a CV run's folds trained, validated and
         tested on). None when no such record sits above the checkpoints."""
-        if self._trained_audio is None:
-            from .evaluate import training_table
+        with self._lock:
+            if self._trained_audio is None:
+                from .evaluate import training_table
 
-            table = training_table(self.sources)
-            self._trained_audio = set(table["audio_sha1"]) if table is not None and "audio_sha1" in table.columns else set()
-            self._has_record = table is not None
+                table = training_table(self.sources)
+                self._has_record = table is not None
+                self._trained_audio = set(table["audio_sha1"]) if table is not None and "audio_sha1" in table.columns else set()
         if not self._has_record:
             return None
         from .speech import file_sha1

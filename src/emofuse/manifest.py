@@ -78,7 +78,8 @@ def read_manifest(path: str | Path) -> Manifest:
         raise EmofuseError(f"{meta_path}: missing beside the manifest; re-run 'emofuse prepare'")
     meta = json.loads(meta_path.read_text())
     df = pd.read_csv(csv_path, dtype={"utt_id": str, "path": str, "speaker": str, "session": str, "gender": str,
-                                      "label": str, "text": str, "raw_label": str, "audio_sha1": str},
+                                      "label": str, "text": str, "raw_label": str, "audio_sha1": str, "corpus": str,
+                                      "official_split": str},
                      keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:

@@ -271,6 +271,9 @@ def merge_manifests(sources: list[str], out: str | Path, workers: int | None = N
         named = _NAMED.match(str(src))
         name, where = (named.group(1), named.group(2)) if named else ("", str(src))
         m = read_manifest(where)
+        if m.path.parent.resolve() == out.resolve():
+            raise EmofuseError(f"--out {out}: is one of the manifests being merged (it would be overwritten); "
+                               "give --out a new folder")
         if "corpus" in m.df.columns:
             raise EmofuseError(f"{m.path}: already a merged manifest; give the manifests it was merged from")
         name = name or str(m.meta.get("corpus") or m.path.parent.name)

@@ -9,6 +9,7 @@ peak memory around one fold's training; ``fold_record()`` puts them together as 
 from __future__ import annotations
 
 import json
+import re
 import platform
 import subprocess
 import sys
@@ -119,7 +120,8 @@ def write_fold(fold_dir: Path, metrics: dict) -> None:
 def read_run(run: Path) -> list[dict]:
     """Every fold's provenance record in a run folder, by fold (folds without one left out)."""
     out = []
-    for p in sorted(Path(run).glob(f"fold_*/{NAME}"), key=lambda p: int(p.parent.name.split("_")[1])):
+    found = [p for p in Path(run).glob(f"fold_*/{NAME}") if re.fullmatch(r"fold_\d+", p.parent.name)]
+    for p in sorted(found, key=lambda p: int(p.parent.name.split("_")[1])):
         try:
             rec = json.loads(p.read_text())
             if isinstance(rec, dict):

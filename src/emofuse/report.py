@@ -191,8 +191,10 @@ def _cams(run: Path, summary: dict, n: int, manifest) -> tuple[list[tuple[str, s
                 if k not in predictors:
                     predictors[k] = load(run / f"fold_{k}", device="cpu")
                 row = rows.loc[utt]
-                e = explain(predictors[k], manifest.audio_path(row["path"]), text=row["text"] or None, target=str(c),
-                            utt=str(utt))
+                tc = predictors[k].text_cfg  # the column the run's text branch read (ASR text for text.source=asr)
+                column = ("text_asr" if tc.get("source") == "asr" else tc.get("column", "text")) if tc else "text"
+                text = str(row[column]) if column in row.index and str(row[column]) else None
+                e = explain(predictors[k], manifest.audio_path(row["path"]), text=text, target=str(c), utt=str(utt))
                 png = plot_explanation(e, Path(scratch) / f"map_{i}.png")
                 out.append((f"class {c}: {utt} (fold {k}, speaker {best['speaker']}), true {row['label']}, predicted "
                             f"{best['pred']}; {e.kind} map for {c}", _png(png)))

@@ -174,7 +174,13 @@ def create_app(predictor, limits: Limits = Limits(), source: str = ""):
             return refuse(503, f"busy: {state['running']} predictions running and {state['admitted'] - state['running']} "
                                "waiting; try again in a moment")
         state["admitted"] += 1
-        with tempfile.TemporaryDirectory(prefix="emofuse-serve-") as tmp:
+        try:
+            tmpdir = tempfile.TemporaryDirectory(prefix="emofuse-serve-")
+        except OSError as exc:
+            state["admitted"] -= 1
+            return refuse(507, f"the server cannot store the upload ({exc.strerror or exc}); free space in its temporary "
+                               "folder (TMPDIR) and try again")
+        with tmpdir as tmp:
             try:
                 try:
                     name, path, transcript = await _receive(request, Path(tmp), limits, MultiPartParser, MultiPartException)
@@ -226,8 +232,13 @@ async def _receive(request, folder: Path, limits: Limits, parser_cls, parser_err
         name = Path(upload.filename or "upload").name[:120] or "upload"
         suffix = Path(name).suffix.lower()
         path = folder / ("upload" + (suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ""))
-        with open(path, "wb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
+        from starlette.concurrency import run_in_threadpool
+
+        def copy() -> None:  # up to max_bytes: in a worker thread, so the event loop (and /health) goes on
+            with open(path, "wb") as out:
+                shutil.copyfileobj(upload.file, out, 1 << 20)
+
+        await run_in_threadpool(copy)
         if path.stat().st_size > limits.max_bytes:
             raise Refused(413, f"{name}: {path.stat().st_size} bytes, larger than this service's limit of "
                                f"{limits.max_bytes} bytes; send a shorter or compressed file")
@@ -242,9 +253,12 @@ def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, l
           device: str | None = None, window_seconds: float = 8.0) -> None:
     """Load ``model`` once and serve it until interrupted."""
     try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401  (multipart uploads)
         import uvicorn
-    except ImportError:
-        raise EmofuseError("the service needs FastAPI and uvicorn: pip install 'emofuse[serve]'") from None
+    except ImportError as exc:
+        raise EmofuseError(f"the service needs FastAPI, uvicorn and python-multipart ({exc.name} is missing): "
+                           "pip install 'emofuse[serve]'") from None
     from .inference import load
 
     predictor = load(model, device, window_seconds)

@@ -80,6 +80,11 @@ def official_speakers_disjoint(df: pd.DataFrame) -> bool:
     return bool((df.assign(_part=part).groupby("speaker")["_part"].nunique() <= 1).all())
 
 
+def official_has_validation(df: pd.DataFrame) -> bool:
+    """The published partitions include a development/validation part (for model selection)."""
+    return bool((df[OFFICIAL_COLUMN].astype(str).str.strip().map(_official_part) == "val").any())
+
+
 def _official_part(name: str) -> str:
     low = name.strip().lower()
     return OFFICIAL_PARTS.get(low, name.strip() if low.startswith("test") else "")
@@ -99,7 +104,7 @@ def resolve_scheme(scheme: str, corpus: str, df: pd.DataFrame, test_corpus: str 
     # default where they are speaker independent.
     if CORPUS_COLUMN in df.columns and df[CORPUS_COLUMN].nunique() > 1:
         return "leave_one_corpus_out"
-    if has_official(df) and official_speakers_disjoint(df):
+    if has_official(df) and official_speakers_disjoint(df) and official_has_validation(df):
         return "official"
     # Leave-one-session-out where sessions hold several speakers (IEMOCAP); speaker folds otherwise.
     per_session = df.groupby("session")["speaker"].nunique()
@@ -216,6 +221,9 @@ def official_folds(df: pd.DataFrame, n_folds: int | None = None, val_speakers: i
     if not tests or not (part == "train").any():
         raise EmofuseError(f"cv.scheme=official: the partitions {sorted(set(names))} give no train or no test part; "
                            "use cv.scheme=speaker")
+    if not (part == "val").any():  # model selection must never see the test part
+        raise EmofuseError(f"cv.scheme=official: the partitions {sorted(set(names))} have no development/validation part "
+                           "for model selection; use cv.scheme=speaker (validation speakers drawn from training)")
     ids = {p: sorted(df.loc[part == p, "utt_id"]) for p in ("train", "val", *tests)}
     spk = {p: sorted(df.loc[part == p, "speaker"].unique()) for p in ids}
     return [FoldSplit(i, "official", [t], ids["train"], ids["val"], ids[t],

@@ -9,6 +9,8 @@ new audio rebuilds the same front end from the settings a checkpoint stores.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -37,6 +39,7 @@ class Extractor:
         self.kind = self._kind.name
         self.what = self._kind.what  # how plots name one frame ("log-mel", "Whisper encoder frames", ...)
         self._encode = None
+        self._lock = threading.Lock()  # the encoder loads once even when several threads ask at once
 
     @property
     def sample_rate(self) -> int:
@@ -49,5 +52,7 @@ class Extractor:
 
     def __call__(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         if self._encode is None:  # the encoder loads on first use (a model folder can be large)
-            self._encode = self._kind.encoder(self.cfg)
+            with self._lock:
+                if self._encode is None:
+                    self._encode = self._kind.encoder(self.cfg)
         return self._encode(waves)

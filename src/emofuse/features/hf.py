@@ -289,8 +289,9 @@ class HFFeatureStore(CachedFeatures):
         self._model = None
 
     def describe(self) -> dict:
-        """The settings with the layer list resolved (so a checkpoint knows its layer count without the folder)."""
-        return {**asdict(self.cfg), "layers": self.layer_ids}
+        """The settings with the layer list and the model folder resolved (so a checkpoint knows its
+        layer count, and predict, serve and export find the encoder from any working directory)."""
+        return {**asdict(self.cfg), "model": str(self.cfg.path().resolve()), "layers": self.layer_ids}
 
     @property
     def n_layers(self) -> int:
