@@ -14,6 +14,7 @@ fewer frames than its header announces) goes to libsndfile, which names the prob
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,18 @@ def to_mono_16k(data: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.nda
     if sr != target_sr and wav.size:
         wav = soxr.resample(wav, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
     return wav
+
+
+HASH_CHUNK = 1 << 20  # bytes read at a time to hash a file
+
+
+def file_sha1(path: str | Path) -> str:
+    """The SHA-1 of a file's bytes, read in chunks: the manifest's ``audio_sha1``."""
+    h = hashlib.sha1()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def check_audio(path: str | Path, silence_peak: float = 1e-4) -> AudioCheck:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .audio import AUDIO_EXTENSIONS as AUDIO_EXTS, TARGET_SR, read_audio, stream_audio, to_mono_16k
+from .audio import AUDIO_EXTENSIONS as AUDIO_EXTS, TARGET_SR, file_sha1, read_audio, stream_audio, to_mono_16k
 from .errors import EmofuseError
 from .features import Extractor
 from .runfolder import RunFolder
@@ -357,8 +357,6 @@ class Predictor:
                 self._trained_audio = set(table["audio_sha1"]) if table is not None and "audio_sha1" in table.columns else set()
         if not self._has_record:
             return None
-        from .speech import file_sha1
-
         return file_sha1(path) in self._trained_audio
 
     @torch.no_grad()

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .atomic import write_csv_atomic
-from .audio import EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, TRUNCATED, UNREADABLE, AudioCheck, check_audio
+from .audio import EMPTY, MISSING, NON_FINITE, SILENT, TOO_SHORT, TRUNCATED, UNREADABLE, AudioCheck, check_audio, file_sha1
 from .corpora import Candidate, Problem, get_corpus
 from .corpora.base import DUPLICATE_ID
 from .duplicates import find_in_manifest, summary_lines
@@ -29,7 +29,6 @@ from .manifest import COLUMNS, META_NAME, MANIFEST_NAME, NEAR_DUPLICATES_NAME, w
 from .shards import process_pool
 from .writable import check_writable
 
-HASH_CHUNK = 1 << 20  # bytes read at a time to hash a file
 _NAMED = re.compile(r"^([A-Za-z][\w-]*):(.+)$")  # NAME:DIR in 'prepare merge' (a folder named x:y: give ./x:y)
 
 
@@ -68,11 +67,7 @@ def _check_file(path: str) -> tuple[AudioCheck, str]:
     p = Path(path)
     if not p.is_file():
         return AudioCheck(MISSING), ""
-    h = hashlib.sha1()
-    with p.open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            h.update(chunk)
-    return check_audio(p), h.hexdigest()
+    return check_audio(p), file_sha1(p)
 
 
 def _fingerprint(corpus: str, root: Path, files: list[Path], options: dict) -> str:

@@ -22,9 +22,7 @@ buried in loud noise (flat spectra) are flagged as not speech. Silence never rea
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -35,18 +33,6 @@ FLATNESS_MAX = 0.3
 ONE_PARTIAL = 0.8
 VOICED_MIN = 0.15
 LEVEL_STD_MIN = 3.0
-HASH_CHUNK = 1 << 20
-
-
-def file_sha1(path: str | Path) -> str:
-    """The SHA-1 of a file's bytes, read in chunks: the manifest's ``audio_sha1``."""
-    h = hashlib.sha1()
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class SpeechCheck:
     """The verdict, the reason when there is no speech, and the two measures it rests on."""
