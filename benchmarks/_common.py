@@ -52,6 +52,14 @@ def peak_rss_mib() -> int:
     return round(max(own, kids) / 1024)
 
 
+def hwm_mib() -> float:
+    """This process's peak resident memory so far (VmHWM), in MiB (Linux)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[str, ...] | None = None) -> Path | None:
     """Write ``benchmarks/results/NAME.json`` (commit, date and machine added), unless a ``quick``
     smoke run: those print but never replace a record.

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import hwm_mib
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "features", "predict")
 
@@ -46,13 +48,6 @@ def write_wav(path: Path, seconds: float, sr: int = 44100, channels: int = 2) ->
             x = 0.2 * env * np.sin(2 * np.pi * (150 + 40 * np.sin(t)) * t) + 0.01 * rng.normal(size=(t.size, 1))
             f.write(np.repeat(x, channels, axis=1))
     return path
-
-
-def hwm_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def run_stage(stage: str, path: Path, work: Path) -> None:
@@ -80,7 +75,7 @@ def run_stage(stage: str, path: Path, work: Path) -> None:
         FeatureStore(work / "warm-cache").ensure(["warm"], [warm], workers=1, progress=False)
     else:
         _check_file(str(warm))
-    before = hwm_mb()
+    before = hwm_mib()
     t0 = time.perf_counter()
     if stage == "prepare":
         check, _ = _check_file(str(path))
@@ -89,7 +84,7 @@ def run_stage(stage: str, path: Path, work: Path) -> None:
         FeatureStore(work / f"cache-{os.getpid()}").ensure(["long"], [path], workers=1, progress=False)
     else:
         predictor.predict(path)
-    print(f"{before:.0f} {hwm_mb():.0f} {time.perf_counter() - t0:.1f}")
+    print(f"{before:.0f} {hwm_mib():.0f} {time.perf_counter() - t0:.1f}")
 
 
 def main() -> int:

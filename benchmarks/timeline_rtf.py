@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine  # noqa: E402
+from _common import REPO, hwm_mib, machine  # noqa: E402
 
 RECORD = REPO / "benchmarks" / "results" / "timeline_rtf.json"
 
@@ -52,13 +52,6 @@ def write_talk(path: Path, seconds: float, sr: int = 44100, seed: int = 0) -> fl
             speech += min(talk, m / sr)
             pos += m
     return speech
-
-
-def hwm_mib() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM (Linux only)")
 
 
 def measure(run: str, path: str, warm: str) -> dict:
