@@ -687,10 +687,6 @@ def cmd_predict(args) -> int:
     return _predict_timeline(args) if args.timeline else _predict(args)
 
 
-def cmd_serve(args) -> int:
-    return _serve(args)
-
-
 def cmd_models(args) -> int:
     from .models import list_models, model_modalities
 
@@ -703,21 +699,6 @@ def cmd_configs(args) -> int:
 
     print("\n".join(list_configs()))
     return 0
-
-
-# One handler per command: a new command is a parser entry in _parser() plus one line here.
-COMMANDS = {"prepare": cmd_prepare, "synth": cmd_synth, "synth-noise": cmd_synth_noise, "folds": cmd_folds,
-            "transcribe": cmd_transcribe, "convert-whisper": cmd_convert_whisper, "features": cmd_features, "cv": cmd_cv,
-            "train": cmd_cv, "demo": cmd_demo, "predict": cmd_predict, "evaluate": cmd_evaluate, "report": cmd_report,
-            "compare": cmd_compare, "export": cmd_export, "explain": cmd_explain, "serve": cmd_serve, "models": cmd_models,
-            "configs": cmd_configs}
-
-
-def _dispatch(args) -> int:
-    handler = COMMANDS.get(args.command)
-    if handler is None:
-        raise EmofuseError(f"unknown command {args.command}")
-    return handler(args)
 
 
 # --- emotion over time and the local service (issue #22): parser pieces and handlers -------------
@@ -786,12 +767,27 @@ def _predict_timeline(args) -> int:
     return 0
 
 
-def _serve(args) -> int:
+def cmd_serve(args) -> int:
     from .serve import Limits, serve
 
     serve(args.model, args.host, args.port, Limits(args.max_seconds, args.max_bytes, args.concurrency, args.queue,
                                                    args.timeline_seconds), args.device, args.window_seconds)
     return 0
+
+
+# One handler per command: a new command is a parser entry in _parser() plus one line here.
+COMMANDS = {"prepare": cmd_prepare, "synth": cmd_synth, "synth-noise": cmd_synth_noise, "folds": cmd_folds,
+            "transcribe": cmd_transcribe, "convert-whisper": cmd_convert_whisper, "features": cmd_features, "cv": cmd_cv,
+            "train": cmd_cv, "demo": cmd_demo, "predict": cmd_predict, "evaluate": cmd_evaluate, "report": cmd_report,
+            "compare": cmd_compare, "export": cmd_export, "explain": cmd_explain, "serve": cmd_serve, "models": cmd_models,
+            "configs": cmd_configs}
+
+
+def _dispatch(args) -> int:
+    handler = COMMANDS.get(args.command)
+    if handler is None:
+        raise EmofuseError(f"unknown command {args.command}")
+    return handler(args)
 
 
 if __name__ == "__main__":
