@@ -76,13 +76,18 @@ def has_official(df: pd.DataFrame) -> bool:
 
 def official_speakers_disjoint(df: pd.DataFrame) -> bool:
     """No speaker in two official parts (validation and the test sets count apart)."""
-    part = df[OFFICIAL_COLUMN].astype(str).str.strip().map(_official_part)
+    part = _official_parts(df)
     return bool((df.assign(_part=part).groupby("speaker")["_part"].nunique() <= 1).all())
 
 
 def official_has_validation(df: pd.DataFrame) -> bool:
     """The published partitions include a development/validation part (for model selection)."""
-    return bool((df[OFFICIAL_COLUMN].astype(str).str.strip().map(_official_part) == "val").any())
+    return bool((_official_parts(df) == "val").any())
+
+
+def _official_parts(df: pd.DataFrame) -> pd.Series:
+    """Each row's official partition as train / val / Test* ("" where the name is unknown)."""
+    return df[OFFICIAL_COLUMN].astype(str).str.strip().map(_official_part)
 
 
 def _official_part(name: str) -> str:
