@@ -52,6 +52,11 @@ def peak_rss_mib() -> int:
     return round(max(own, kids) / 1024)
 
 
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages, rounded: what else was running while a figure was made."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def hwm_mib() -> float:
     """This process's peak resident memory so far (VmHWM), in MiB (Linux)."""
     for line in open("/proc/self/status"):

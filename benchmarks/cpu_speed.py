@@ -34,7 +34,7 @@ import torch
 import yaml
 from torch import nn
 
-from _common import cpu_flags, machine as describe_machine, write_record
+from _common import cpu_flags, load_average, machine as describe_machine, write_record
 from emofuse.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def main() -> int:
     if args.quick:
         args.batch, args.rounds, args.warmup, args.seconds = 4, 2, 1, 1.0
     frames = int(round(args.seconds * 100)) + 1
-    load_before = os.getloadavg()
+    load_before = load_average()
     rows = []
     for name in args.models.split(","):
         steps = {}
@@ -130,7 +130,7 @@ def main() -> int:
     record = {"experiment": "cpu_speed", "command": "python benchmarks/cpu_speed.py", "machine": describe_machine(),
               "cpu_flags": cpu_flags(), "batch": args.batch, "seconds": args.seconds, "rounds": args.rounds,
               "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-              "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
+              "load_average": {"before": load_before, "after": load_average()},
               "runs": rows}
     path = write_record("cpu_speed", record, quick=args.quick)
     print(f"wrote {path}" if path else "quick run: no record written", file=sys.stderr)

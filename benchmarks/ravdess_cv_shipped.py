@@ -1,13 +1,22 @@
-"""Benchmark: a full 6-fold CV of ``resnet18`` on RAVDESS 4-class with the shipped config
-(width 64, 8 s crops, 30 epochs max, patience 8): wall time and peak memory (issue #7).
+"""Benchmark: the shipped-config 6-fold CV of ``resnet18`` on RAVDESS 4-class (width 64, 8 s crops,
+30 epochs max, patience 8), today's execution against the faster CPU settings, side by side
+(issues #7 and #23): wall time, peak memory, Macro-F1 / UA / WA.
 
-Runs ``emofuse cv resnet18`` as a child process and samples the peak PSS of its process tree
-every 0.2 s. The run folder resumes: an interrupted benchmark continues with the next call
-(finished folds are kept), and each call appends its wall time and peak to
-``bench_out/ravdess/cv_shipped.json``; the table sums the calls and gives each fold's own
-training wall time from its metrics.json.
+Variants (same config, same folds, same feature cache; only how the work runs differs):
 
-    python benchmarks/ravdess_cv_shipped.py
+- ``fp32``: one fold at a time, one process with every core's thread (what ``emofuse cv`` did);
+- ``fast``: ``train.channels_last=true`` (NHWC convolution weights) and ``--jobs 2``: two folds at
+  once, each a process with one thread (``emofuse cv`` splits the cores between the jobs).
+
+The log-mel cache is computed first (``emofuse features``, timed on its own), so neither variant
+pays for it. Each variant runs ``emofuse cv`` as a child process, sampling the PSS of its process
+tree every 0.2 s. Run folders resume: an interrupted call continues (finished folds are kept) and
+the wall time sums the calls. Writes ``benchmarks/results/cv_shipped.json`` (one run per variant,
+merged, so ``--variants fast`` re-measures that row alone).
+
+    python benchmarks/ravdess_cv_shipped.py                    # both variants (~1 h on 2 cores)
+    python benchmarks/ravdess_cv_shipped.py --variants fast
+    python benchmarks/ravdess_cv_shipped.py --quick            # 2 folds, 1 epoch, width 8: checks the script
 """
 
 from __future__ import annotations
@@ -18,38 +27,65 @@ import os
 import sys
 from pathlib import Path
 
-from _common import machine as describe_machine, ravdess_manifest, run_step
+from _common import load_average, machine as describe_machine, ravdess_manifest, run_entry, run_step, write_record
 
 REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"fp32": ([], 1, "fp32, one fold at a time, 1 process x 2 threads"),
+            "fast": (["train.channels_last=true"], 2, "channels_last, 2 folds at once, 2 processes x 1 thread")}
+QUICK = ["train.max_epochs=1", "train.warmup_epochs=0", "model.base_channels=8", "--folds", "0,1"]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
+    ap.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, width 8 (no record written)")
     args = ap.parse_args()
+    names = args.variants.split(",")
+    if any(n not in VARIANTS for n in names):
+        print(f"unknown variant in {args.variants!r}; known: {', '.join(VARIANTS)}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     manifest = ravdess_manifest(args.ravdess, out, 4)
     if manifest is None:
         return 2
-    run = out / "runs" / "resnet18_ravdess4_shipped"
-    log = out / "cv_shipped.json"
-    calls = json.loads(log.read_text()) if log.is_file() else []
-    step = run_step("cv", ["cv", "resnet18", f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}",
-                           "name=resnet18_ravdess4_shipped", "--out", str(run)])
-    calls.append({k: step[k] for k in ("wall_s", "peak_mib")} | {"machine": describe_machine(), "cores": os.cpu_count()})
-    log.write_text(json.dumps(calls, indent=2))
-    summary = json.loads((run / "summary.json").read_text())
-    folds = [json.loads((run / f"fold_{k}" / "metrics.json").read_text()) for k in range(summary["folds"])]
-    lines = [f"Machine: {calls[-1]['machine']}, {calls[-1]['cores']} cores; {len(calls)} call(s)", "",
-             "| run | Macro-F1 | UA | WA | wall (s, all calls) | peak PSS (MiB) | fold wall (s) | epochs |", "|---|---|---|---|---|---|---|---|",
-             "| resnet18 shipped, RAVDESS 4-class, 6 folds | " + " | ".join(f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}"
-                                                                       for k in ("macro_f1", "ua", "wa"))
-             + f" | {sum(c['wall_s'] for c in calls):.0f} | {max(c['peak_mib'] for c in calls)} | "
-             + " ".join(f"{f['wall_seconds']:.0f}" for f in folds) + " | " + " ".join(str(f["epochs_trained"]) for f in folds) + " |"]
-    text = "\n".join(lines) + "\n"
-    (out / "cv_shipped.md").write_text(text)
-    print(text)
+    cache = out / "cache"
+    feats = run_step("features", ["features", str(manifest), "--cache", str(cache)])
+    runs, before = [], load_average()
+    for name in names:
+        overrides, jobs, label = VARIANTS[name]
+        tag = f"resnet18_ravdess4_shipped_{name}{'_quick' if args.quick else ''}"
+        run = out / "runs" / tag
+        calls_path = out / f"cv_shipped_{tag}.json"
+        calls = json.loads(calls_path.read_text()) if calls_path.is_file() else []
+        if not (run / "summary.json").is_file() or not json.loads((run / "summary.json").read_text()).get("complete"):
+            step = run_step(f"cv {name}", ["cv", "resnet18", f"data.manifest={manifest}", f"data.cache_dir={cache}",
+                                           f"name={tag}", *overrides, *(QUICK if args.quick else []),
+                                           "--jobs", str(jobs), "--no-progress", "--out", str(run)])
+            calls.append({k: step[k] for k in ("wall_s", "peak_mib")} | {"machine": describe_machine(), "cores": os.cpu_count()})
+            calls_path.write_text(json.dumps(calls, indent=2))
+        summary = json.loads(((run / "summary.json") if (run / "summary.json").is_file()
+                              else (run / "summary.partial.json")).read_text())
+        folds = [json.loads((run / f"fold_{k}" / "metrics.json").read_text()) for k in summary.get("folds_done", [])]
+        entry = run_entry(summary, run, variant=name, label=label, jobs=jobs, overrides=overrides,
+                          cv_wall_s=round(sum(c["wall_s"] for c in calls), 1),
+                          cv_peak_pss_mib=max((c["peak_mib"] for c in calls), default=None), calls=len(calls),
+                          fold_wall_s=[round(f["wall_seconds"]) for f in folds],
+                          epochs=[f["epochs_trained"] for f in folds])
+        entry.pop("peak_rss_mib")  # this script's own memory says nothing: the child's tree PSS is the figure
+        runs.append(entry)
+        print(f"{name}: {entry['cv_wall_s']:.0f} s, peak {entry['cv_peak_pss_mib']} MiB, Macro-F1 "
+              f"{entry['macro_f1']['mean']:.3f} ± {entry['macro_f1']['std']:.3f}", file=sys.stderr)
+    record = {"command": "python benchmarks/ravdess_cv_shipped.py", "corpus": "RAVDESS 4-class, 6 speaker folds",
+              "features_s": feats["wall_s"], "cores": os.cpu_count(), "load_average": {"before": before, "after": load_average()},
+              "runs": runs}
+    path = write_record("cv_shipped", record, quick=args.quick, merge_on=("variant",))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import cv_shipped
+
+    print(cv_shipped(json.loads(path.read_text()) if path is not None
+                     else {**record, "commit": "quick run", "date": "-", "machine": describe_machine()}))
     return 0
 
 

@@ -48,3 +48,24 @@ def test_padding_never_changes_a_prediction(name):
         alone = torch.cat([model(x[i:i + 1, : lengths[i]], lengths[i:i + 1]) for i in range(4)])
     assert torch.allclose(batched, alone, atol=1e-5), (batched - alone).abs().max()
     assert torch.allclose(padded_more, alone, atol=1e-5)
+
+
+def test_channels_last_switch_converts_conv_models_only_and_keeps_their_outputs():
+    from emofuse.training.module import use_channels_last
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(3, 120, 64), torch.tensor([120, 90, 60])
+    conv = create_model("resnet18", n_classes=4, n_mels=64, base_channels=8).eval()
+    with torch.no_grad():
+        before = conv(x, lengths)
+    assert use_channels_last(conv) is True
+    weights = [m.weight for m in conv.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    with torch.no_grad():
+        assert torch.allclose(conv(x, lengths), before, atol=1e-5)
+    # a checkpoint of a channels_last model loads into a plain one, and back
+    plain = create_model("resnet18", n_classes=4, n_mels=64, base_channels=8).eval()
+    plain.load_state_dict(conv.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(plain(x, lengths), before, atol=1e-5)
+    assert use_channels_last(create_model("text_mlp", n_classes=4, text_dim=32)) is False  # no 2-d convolutions

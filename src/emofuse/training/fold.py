@@ -153,19 +153,22 @@ def fit_normalisation(ctx: RunContext, train: FeatureDataset, fold_dir: Path) ->
 
 def build_module(ctx: RunContext, train: FeatureDataset, mean: list | None, std: list | None):
     """The configured model inside the training module (loss, metrics, optimiser, normalisation)."""
-    from .module import EmotionModule
+    from .module import EmotionModule, use_channels_last
 
     cfg, tr = ctx.cfg, ctx.cfg["train"]
     weights = class_weights(train.labels, len(ctx.classes)).tolist() if tr.get("class_weights", True) else None
     model_cfg = dict(cfg["model"])
     model_name = model_cfg.pop("name")
-    return EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.dim, mean, std,
-                         lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]), scheduler=tr["scheduler"],
-                         warmup_epochs=int(tr.get("warmup_epochs", 0)), max_epochs=int(tr["max_epochs"]),
-                         class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
-                         frontend=ctx.store.describe(), text_dim=ctx.text_store.dim if ctx.text_store else None,
-                         text=asdict(ctx.text_store.cfg) if ctx.text_store else None,
-                         spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None)
+    module = EmotionModule(model_name, model_cfg, ctx.classes, ctx.store.dim, mean, std,
+                           lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]), scheduler=tr["scheduler"],
+                           warmup_epochs=int(tr.get("warmup_epochs", 0)), max_epochs=int(tr["max_epochs"]),
+                           class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
+                           frontend=ctx.store.describe(), text_dim=ctx.text_store.dim if ctx.text_store else None,
+                           text=asdict(ctx.text_store.cfg) if ctx.text_store else None,
+                           spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None)
+    if tr.get("channels_last"):  # a training setting: checkpoints hold plain state dicts, loaded in either layout
+        use_channels_last(module.model)
+    return module
 
 
 def build_trainer(ctx: RunContext, k: int, progress: bool = True, extra: list | None = None):
