@@ -171,9 +171,19 @@ def cv_shipped(rec: dict) -> str:
             + _source(rec, "cv_shipped") + "\n")
 
 
+def ravdess_recipe8(rec: dict) -> str:
+    lines = ["| recipe | overrides | folds | UA | Macro-F1 | WA | best epoch (mean) | per-class F1 |", "|---|---|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        best = [f["best_epoch"] for f in r.get("per_fold", []) if f.get("best_epoch") is not None]
+        mean_epochs = f"{sum(best) / len(best):.1f}" if best else "-"
+        lines.append(f"| {r['recipe']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {r['folds']} | {_pm(r['ua'])} | "
+                     f"{_pm(r['macro_f1'])} | {_pm(r['wa'])} | {mean_epochs} | {_f1s(r)} |")
+    return "\n".join(lines) + f"\n\nTarget: {rec['target']}. " + _source(rec, "ravdess_recipe8") + "\n"
+
+
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
-             "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped,
+             "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "ravdess_recipe8": ravdess_recipe8,
              "serve_load": serve_load, "timeline_rtf": timeline_rtf, "cross_corpus": cross_corpus}
 
 

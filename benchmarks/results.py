@@ -46,6 +46,8 @@ EXPERIMENTS: dict[str, Experiment] = {
                                   "~15 min", needs=("ravdess",)),
     "cv_shipped": Experiment("ravdess_cv_shipped.py", "shipped resnet18 6-fold CV, RAVDESS 4-class: fp32 vs "
                              "channels_last + 2 folds at once (wall, memory, Macro-F1)", "~1 h", needs=("ravdess",)),
+    "ravdess_recipe8": Experiment("ravdess_recipe8.py", "from-scratch recipes for resnet18, RAVDESS 8-class: SpecAugment, "
+                                  "mixup, label smoothing, longer, combined", "~6 h", needs=("ravdess",)),
     "ravdess_audio_models": Experiment("ravdess_audio_models.py", "3 audio models x RAVDESS 4/8-class, 6 speaker folds",
                                        "~3.5 h", needs=("ravdess",)),
     "augment_ablation": Experiment("ravdess_augment_ablation.py", "augmentation policies, resnet18, RAVDESS 8-class",

@@ -243,3 +243,41 @@ def test_env_noise_reads_segments_of_long_files_and_names_a_corrupt_one(tmp_path
     with pytest.raises(EmofuseError, match="broken.wav"):
         for seed in range(20):  # some draw picks the broken file
             effect(x, SR, np.random.default_rng(seed))
+
+
+def test_mixup_mixes_pairs_and_their_lengths_and_is_off_at_alpha_zero():
+    from emofuse.augment import mixup
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(6, 50, 8), torch.tensor([50, 40, 30, 20, 10, 5])
+    text, text_lengths = torch.randn(6, 7, 4), torch.tensor([7, 6, 5, 4, 3, 2])
+    inputs = {"x": x, "lengths": lengths, "text": text, "text_lengths": text_lengths}
+    mixed, perm, lam = mixup(inputs, alpha=0.4)
+    assert 0.5 <= lam <= 1.0  # the first item of each pair dominates, so its label is the batch's accuracy label
+    assert sorted(perm.tolist()) == list(range(6))
+    assert torch.allclose(mixed["x"], lam * x + (1 - lam) * x[perm])
+    assert torch.allclose(mixed["text"], lam * text + (1 - lam) * text[perm])
+    assert torch.equal(mixed["lengths"], torch.maximum(lengths, lengths[perm]))
+    assert torch.equal(mixed["text_lengths"], torch.maximum(text_lengths, text_lengths[perm]))
+    assert inputs["x"] is x and torch.equal(inputs["lengths"], torch.tensor([50, 40, 30, 20, 10, 5]))  # inputs untouched
+    same, perm0, lam0 = mixup(inputs, alpha=0.0)
+    assert lam0 == 1.0 and same is inputs and torch.equal(perm0, torch.arange(6))
+
+
+def test_mixup_loss_is_the_mixture_of_both_labels_losses():
+    from emofuse.training.module import EmotionModule
+
+    module = EmotionModule("cnn_bilstm", {"channels": [8, 8, 8], "lstm_hidden": 8, "lstm_layers": 1},
+                           ["a", "b", "c", "d"], 16, mixup_alpha=0.4)
+    assert module.hparams.mixup_alpha == 0.4
+    batch = {"x": torch.randn(4, 30, 16), "lengths": torch.tensor([30, 30, 20, 10]), "y": torch.tensor([0, 1, 2, 3]),
+             "index": torch.arange(4)}
+    torch.manual_seed(1)
+    loss = module.training_step(batch, 0)
+    torch.manual_seed(1)
+    from emofuse.augment import mixup
+
+    mixed, perm, lam = mixup({"x": module.norm(batch["x"], batch["lengths"]), "lengths": batch["lengths"]}, 0.4)
+    logits = module.model(**mixed)
+    expected = lam * module.loss_fn(logits, batch["y"]) + (1 - lam) * module.loss_fn(logits, batch["y"][perm])
+    assert torch.allclose(loss, expected, atol=1e-6)

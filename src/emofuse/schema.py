@@ -67,6 +67,7 @@ class TrainConfig:
     warmup_epochs: int = _n(2, ge=0)
     class_weights: bool = True
     label_smoothing: float = _n(0.0, ge=0, lt=1)
+    mixup_alpha: float = _n(0.0, ge=0)   # mixup on training batches, lambda ~ Beta(alpha, alpha); 0 turns it off
     monitor: Literal[MONITORS] = "val/macro_f1"  # type: ignore[valid-type]
     early_stopping_patience: int | None = _n(8, ge=0, null="to turn it off")   # null (or 0) turns early stopping off
     grad_clip: float | None = _n(1.0, ge=0, null="to turn it off")

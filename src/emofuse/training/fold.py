@@ -165,7 +165,8 @@ def build_module(ctx: RunContext, train: FeatureDataset, mean: list | None, std:
                            class_weights=weights, label_smoothing=float(tr.get("label_smoothing", 0.0)),
                            frontend=ctx.store.describe(), text_dim=ctx.text_store.dim if ctx.text_store else None,
                            text=asdict(ctx.text_store.cfg) if ctx.text_store else None,
-                           spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None)
+                           spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None,
+                           mixup_alpha=float(tr.get("mixup_alpha", 0.0)))
     if tr.get("channels_last"):  # a training setting: checkpoints hold plain state dicts, loaded in either layout
         use_channels_last(module.model)
     return module

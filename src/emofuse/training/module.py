@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
-from ..augment import SpecAugment
+from ..augment import SpecAugment, mixup
 from ..features import Normalize, model_args as feature_model_args
 from ..models import accepted_args, create_model, model_modalities
 
@@ -86,6 +86,7 @@ class EmotionModule(L.LightningModule):
         text: text settings (encoder, max_tokens), stored for the same reason.
         spec_table: (n_classes, 4) SpecAugment settings per class (freq masks, width, time
             masks, width), applied to training batches only, after z-scoring; None: off.
+        mixup_alpha: mixup on training batches (after SpecAugment), lambda ~ Beta(alpha, alpha); 0: off.
     """
 
     def __init__(self, model_name: str, model_kwargs: dict, classes: list[str], n_mels: int,
@@ -93,7 +94,7 @@ class EmotionModule(L.LightningModule):
                  weight_decay: float = 1e-2, scheduler: str = "cosine", warmup_epochs: int = 0, max_epochs: int = 30,
                  class_weights: list[float] | None = None, label_smoothing: float = 0.0,
                  frontend: dict | None = None, text_dim: int | None = None, text: dict | None = None,
-                 spec_table: list | None = None) -> None:
+                 spec_table: list | None = None, mixup_alpha: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["mean", "std"])
         n = len(classes)
@@ -111,6 +112,7 @@ class EmotionModule(L.LightningModule):
         if hasattr(self.model, "bind_input_stats"):  # pretrained layers inside the model read the raw features
             self.model.bind_input_stats(self.norm)
         self.specaug = SpecAugment(spec_table) if spec_table and any(any(r) for r in spec_table) else None
+        self.mixup_alpha = float(mixup_alpha)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.val_f1 = MulticlassF1Score(n, average="macro")
@@ -131,14 +133,17 @@ class EmotionModule(L.LightningModule):
         return model_inputs(batch, self.modalities)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        inputs = self.inputs(batch)
-        if self.specaug is not None and "audio" in self.modalities:
-            # SpecAugment: training batches only, each item masked by its own class's setting.
-            x = self.specaug(self.norm(inputs["x"], inputs["lengths"]), inputs["lengths"], batch["y"])
-            logits = self.model(**{**inputs, "x": x})
-        else:
-            logits = self(**inputs)
-        loss = self.loss_fn(logits, batch["y"])
+        inputs, y = self.inputs(batch), batch["y"]
+        if "audio" in self.modalities:
+            x = self.norm(inputs["x"], inputs["lengths"])
+            if self.specaug is not None:  # training batches only, each item masked by its own class's setting
+                x = self.specaug(x, inputs["lengths"], y)
+            inputs = {**inputs, "x": x}
+        inputs, perm, lam = mixup(inputs, self.mixup_alpha)
+        logits = self.model(**inputs)
+        loss = self.loss_fn(logits, y)
+        if lam < 1.0:
+            loss = lam * loss + (1.0 - lam) * self.loss_fn(logits, y[perm])
         acc = (logits.argmax(1) == batch["y"]).float().mean()
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
         self.log("train/acc", acc, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)

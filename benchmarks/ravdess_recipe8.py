@@ -1,0 +1,89 @@
+"""Benchmark: which from-scratch recipe lifts ResNet-18 on RAVDESS 8-class (issue #23's UA >= 0.65 target).
+
+Every row is the shipped ``resnet18`` config (width 64, 30 epochs max, patience 8) on the 6
+speaker folds, run with the fast CPU settings (``train.channels_last=true``, two folds at once),
+plus one change; the last row combines them:
+
+- ``shipped``: nothing added;
+- ``specaugment``: uniform SpecAugment on every class (2 x 8 bands, 2 x 25 frames), no waveform effects;
+- ``mixup``: ``train.mixup_alpha=0.4``;
+- ``label_smoothing``: ``train.label_smoothing=0.1``;
+- ``longer``: 60 epochs max, patience 15;
+- ``combined``: all of the above.
+
+Writes ``benchmarks/results/ravdess_recipe8.json`` (one run per recipe, merged, so ``--recipes
+mixup`` re-measures that row alone); run folders resume under ``bench_out/ravdess/runs``.
+
+    python benchmarks/ravdess_recipe8.py                       # every row (~6 h on 2 cores; minutes on a GPU)
+    python benchmarks/ravdess_recipe8.py --recipes shipped,mixup
+    python benchmarks/ravdess_recipe8.py --quick               # 2 folds, 1 epoch, width 8: checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from _common import ravdess_manifest, run_entry, run_step, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = ["augment.policy=uniform", "augment.waveform=false"]
+RECIPES = {"shipped": ("resnet18", []),
+           "specaugment": ("resnet18_augment", SPEC),
+           "mixup": ("resnet18", ["train.mixup_alpha=0.4"]),
+           "label_smoothing": ("resnet18", ["train.label_smoothing=0.1"]),
+           "longer": ("resnet18", ["train.max_epochs=60", "train.early_stopping_patience=15"]),
+           "combined": ("resnet18_augment", [*SPEC, "train.mixup_alpha=0.4", "train.label_smoothing=0.1",
+                                             "train.max_epochs=60", "train.early_stopping_patience=15"])}
+FAST = ["train.channels_last=true"]
+QUICK = ["train.max_epochs=1", "train.warmup_epochs=0", "model.base_channels=8", "--folds", "0,1"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
+    ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated: {', '.join(RECIPES)}")
+    ap.add_argument("--jobs", type=int, default=2, help="folds trained at once (2 on the 2-core reference CPU)")
+    ap.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, width 8 (no record written)")
+    args = ap.parse_args()
+    names = args.recipes.split(",")
+    if any(n not in RECIPES for n in names):
+        print(f"unknown recipe in {args.recipes!r}; known: {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    manifest = ravdess_manifest(args.ravdess, out, 8)
+    if manifest is None:
+        return 2
+    import json
+
+    rows = []
+    for name in names:
+        experiment, overrides = RECIPES[name]
+        tag = f"resnet18_ravdess8_recipe_{name}{'_quick' if args.quick else ''}"
+        run = out / "runs" / tag
+        step = run_step(f"cv {name}", ["cv", experiment, f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}",
+                                       f"name={tag}", *FAST, *overrides, *(QUICK if args.quick else []),
+                                       "--jobs", str(args.jobs), "--no-progress", "--out", str(run)])
+        summary = json.loads(((run / "summary.json") if (run / "summary.json").is_file()
+                              else (run / "summary.partial.json")).read_text())
+        entry = run_entry(summary, run, recipe=name, overrides=overrides, last_call_wall_s=step["wall_s"],
+                          last_call_peak_pss_mib=step["peak_mib"])
+        entry.pop("peak_rss_mib")  # this script's own memory says nothing; the child tree's PSS is above
+        rows.append(entry)
+        print(f"{name}: UA {entry['ua']['mean']:.3f} ± {entry['ua']['std']:.3f}, Macro-F1 "
+              f"{entry['macro_f1']['mean']:.3f} ± {entry['macro_f1']['std']:.3f}", file=sys.stderr)
+    record = {"command": "python benchmarks/ravdess_recipe8.py", "corpus": "RAVDESS 8-class, 6 speaker folds",
+              "target": "UA >= 0.65 (ResLSTM-SA: UAR 0.623 ± 0.012 over 10 runs, best 0.652)", "runs": rows}
+    path = write_record("ravdess_recipe8", record, quick=args.quick, merge_on=("recipe",))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import ravdess_recipe8
+
+    print(ravdess_recipe8(json.loads(path.read_text()) if path is not None
+                          else {**record, "commit": "quick run", "date": "-", "machine": "-"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
