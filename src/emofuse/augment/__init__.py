@@ -1,6 +1,6 @@
 """Data augmentation: waveform effects, SpecAugment, policies, rendered variants with a leakage guard."""
 
-from .mixup import mixup
+from .mixing import mixup
 from .policy import POLICIES, Policy, load_policy
 from .render import AugmentStore, FoldAugment
 from .spec import SpecAugment
