@@ -52,6 +52,37 @@ def peak_rss_mib() -> int:
     return round(max(own, kids) / 1024)
 
 
+def fp32_peak_gflops() -> dict:
+    """This CPU's fp32 multiply-add peak at its reported clock: cores x MHz x FLOP per cycle, where
+    AVX-512 gives 64 and AVX2 + FMA 32 (two 256-bit FMA pipes, as on Zen 2-4 and Intel since
+    Haswell; an assumption, stated in the result). Linux /proc/cpuinfo; empty if unknown."""
+    try:
+        mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("cpu MHz")]
+    except OSError:
+        return {}
+    flags = cpu_flags()
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= set(flags) else 16
+    if not mhz:
+        return {}
+    return {"gflops": round(len(mhz) * mhz[0] * per_cycle / 1000, 1), "cores": len(mhz), "mhz": round(mhz[0]),
+            "flop_per_cycle": per_cycle}
+
+
+def train_gflop_per_clip(model: str, frames: int, n_mels: int = 64, n_classes: int = 4, **kwargs) -> float:
+    """Forward + backward GFLOP of one training clip of ``frames`` frames (convolutions and matrix
+    products, counted by torch's FlopCounterMode on a batch of 8)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emofuse.models import create_model
+
+    m = create_model(model, n_classes=n_classes, n_mels=n_mels, **kwargs)
+    x, lengths = torch.randn(8, frames, n_mels), torch.full((8,), frames)
+    with FlopCounterMode(display=False) as counter:
+        m(x, lengths).sum().backward()
+    return counter.get_total_flops() / 8 / 1e9
+
+
 def load_average() -> list[float]:
     """The 1-, 5- and 15-minute load averages, rounded: what else was running while a figure was made."""
     return [round(x, 2) for x in os.getloadavg()]

@@ -27,7 +27,8 @@ import os
 import sys
 from pathlib import Path
 
-from _common import load_average, machine as describe_machine, ravdess_manifest, run_entry, run_step, write_record
+from _common import (fp32_peak_gflops, load_average, machine as describe_machine, ravdess_manifest, run_entry, run_step,
+                     train_gflop_per_clip, write_record)
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"fp32": ([], 1, "fp32, one fold at a time, 1 process x 2 threads"),
@@ -53,6 +54,14 @@ def main() -> int:
     cache = out / "cache"
     feats = run_step("features", ["features", str(manifest), "--cache", str(cache)])
     runs, before = [], load_average()
+    import pandas as pd
+    import yaml
+
+    durations = pd.read_csv(manifest / "manifest.csv")["duration"]
+    crop = yaml.safe_load((REPO / "configs" / "data" / "default.yaml").read_text())["data"]["crop_seconds"]
+    frames = int(round(durations.clip(upper=crop).mean() * 100))  # 10 ms hop
+    width = 8 if args.quick else 64
+    gflop = train_gflop_per_clip("resnet18", frames, base_channels=width)
     for name in names:
         overrides, jobs, label = VARIANTS[name]
         tag = f"resnet18_ravdess4_shipped_{name}{'_quick' if args.quick else ''}"
@@ -74,11 +83,18 @@ def main() -> int:
                           fold_wall_s=[round(f["wall_seconds"]) for f in folds],
                           epochs=[f["epochs_trained"] for f in folds])
         entry.pop("peak_rss_mib")  # this script's own memory says nothing: the child's tree PSS is the figure
+        # The work done: clip passes (epochs x training items) x GFLOP per pass at the corpus's mean
+        # training-clip length, against the CV wall time, to set beside the CPU's peak.
+        passes = sum(f["epochs_trained"] * f["train_items"] for f in folds)
+        entry["train_clip_passes"] = passes
+        entry["train_tflop"] = round(passes * gflop / 1000, 1)
+        entry["achieved_gflops"] = round(passes * gflop / entry["cv_wall_s"], 1) if entry["cv_wall_s"] else None
         runs.append(entry)
         print(f"{name}: {entry['cv_wall_s']:.0f} s, peak {entry['cv_peak_pss_mib']} MiB, Macro-F1 "
               f"{entry['macro_f1']['mean']:.3f} ± {entry['macro_f1']['std']:.3f}", file=sys.stderr)
     record = {"command": "python benchmarks/ravdess_cv_shipped.py", "corpus": "RAVDESS 4-class, 6 speaker folds",
-              "features_s": feats["wall_s"], "cores": os.cpu_count(), "load_average": {"before": before, "after": load_average()},
+              "features_s": feats["wall_s"], "cores": os.cpu_count(), "mean_train_frames": frames,
+              "train_gflop_per_clip": round(gflop, 3), "fp32_peak": fp32_peak_gflops(), "load_average": {"before": before, "after": load_average()},
               "runs": runs}
     path = write_record("cv_shipped", record, quick=args.quick, merge_on=("variant",))
     sys.path.insert(0, str(REPO / "benchmarks"))

@@ -165,8 +165,14 @@ def cv_shipped(rec: dict) -> str:
         speed = f"{base['cv_wall_s'] / r['cv_wall_s']:.2f}x" if base else "-"
         lines.append(f"| {r['variant']} | {r['label']} | {r['folds']} | {_pm(r['macro_f1'])} | {_pm(r['ua'])} | {_pm(r['wa'])} | "
                      f"{r['cv_wall_s'] / 60:.1f} | {speed} | {r['cv_peak_pss_mib']} | {' '.join(map(str, r['epochs']))} |")
-    la = rec["load_average"]
-    return ("\n".join(lines) + f"\n\nFeatures cached beforehand ({rec['features_s']:.0f} s, outside both walls). "
+    la, peak = rec["load_average"], rec.get("fp32_peak") or {}
+    work = " ".join(f"{r['variant']}: {r['train_clip_passes']:,} training clip passes x {rec['train_gflop_per_clip']:.2f} GFLOP "
+                    f"= {r['train_tflop']:,} TFLOP, {r['achieved_gflops']:.0f} GFLOP/s over the wall."
+                    for r in rec["runs"] if r.get("achieved_gflops"))
+    roof = (f" This CPU's fp32 peak: {peak['gflops']:.0f} GFLOP/s ({peak['cores']} cores x {peak['mhz']} MHz x "
+            f"{peak['flop_per_cycle']} FLOP per cycle, assumed from its vector flags)." if peak else "")
+    return ("\n".join(lines) + f"\n\nWork (forward + backward, {rec['mean_train_frames']} frames, the mean training clip): "
+            f"{work}{roof}\n\nFeatures cached beforehand ({rec['features_s']:.0f} s, outside both walls). "
             f"1-minute load average {la['before'][0]:g} before, {la['after'][0]:g} after on {rec['cores']} cores. "
             + _source(rec, "cv_shipped") + "\n")
 
