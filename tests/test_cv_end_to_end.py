@@ -54,7 +54,7 @@ def test_cv_writes_every_artefact(synth_manifest, tmp_path):
 
 
 def test_each_model_config_trains_one_fold(synth_manifest, tmp_path):
-    for name, small in (("resnet18", ["model.base_channels=4", "train.channels_last=true"]),
+    for name, small in (("resnet18", ["model.base_channels=8", "train.channels_last=true"]),
                         ("audio_transformer", ["model.dim=16", "model.depth=1", "model.heads=2", "train.mixup_alpha=0.4"])):
         r = run_cli("train", name, "--fold", "2", f"data.manifest={synth_manifest}", "train.max_epochs=1",
                     "data.feature_workers=1", *small, "--out", str(tmp_path / name))

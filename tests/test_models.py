@@ -69,3 +69,8 @@ def test_channels_last_switch_converts_conv_models_only_and_keeps_their_outputs(
     with torch.no_grad():
         assert torch.allclose(plain(x, lengths), before, atol=1e-5)
     assert use_channels_last(create_model("text_mlp", n_classes=4, text_dim=32)) is False  # no 2-d convolutions
+    # width 4 has 1x1 strided convolutions with 4 input channels, whose NHWC backward corrupts the heap in torch 2.13
+    narrow = create_model("resnet18", n_classes=4, n_mels=64, base_channels=4)
+    assert use_channels_last(narrow) is False
+    assert not any(m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+                   for m in narrow.modules() if isinstance(m, torch.nn.Conv2d))

@@ -33,8 +33,14 @@ def use_channels_last(model: nn.Module) -> bool:
     """Store a model's 4-d weights in NHWC order (``train.channels_last``) when it has 2-d
     convolutions; returns whether it did. The convolutions then run oneDNN's NHWC kernels (1.19x
     per ResNet-18 training step on the 2-core reference CPU, benchmarks/cpu_speed.py); outputs are
-    the same up to float rounding, and the state dict loads into a model of either layout."""
-    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    the same up to float rounding, and the state dict loads into a model of either layout.
+
+    A model with a convolution of 2-7 input channels stays NCHW (returns False): in torch 2.13 on
+    CPU, the backward pass of a strided 1x1 convolution with NHWC weights, an NCHW input and 2-7
+    input channels corrupts the heap (resnet18 at ``base_channels=4`` aborts with "double free or
+    corruption"); 1 and 8+ input channels pass."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs or any(1 < m.in_channels < 8 for m in convs):
         return False
     model.to(memory_format=torch.channels_last)
     return True
