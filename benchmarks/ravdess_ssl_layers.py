@@ -6,7 +6,9 @@
    (``whisper_encoder``, float32) and every hidden state of the converted model (``hf_encoder``,
    5 states x 384, float16).
 3. The 6 speaker folds: ``whisper_mlp`` on the last layer versus ``ssl_weighted`` on all layers,
-   same training settings (those of ravdess_whisper.py: 20 epochs max, patience 6, 3 s crops).
+   under each training setting of ``--settings``: ``budget`` (those of ravdess_whisper.py: 20
+   epochs max, patience 6, 3 s training crops) and ``whole`` (whole clips, 40 epochs max,
+   patience 10: the features are cached, so a longer schedule costs minutes).
    Macro-F1 / UA / WA mean +- std over folds, and the learned layer weights (mean over folds).
 
 Writes ``benchmarks/results/ravdess_ssl_layers.json`` (rendered into the READMEs by
@@ -19,16 +21,14 @@ render_tables.py). Every step is resumable (converted folder, feature shards, ru
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import machine as describe_machine, ravdess_manifest
+from _common import machine as describe_machine, ravdess_manifest, run_entry, write_record
 from emofuse.config import load_config
 from emofuse.features import open_store
 from emofuse.manifest import read_manifest
@@ -36,7 +36,8 @@ from emofuse.pretrained.convert import convert_whisper
 from emofuse.training.run import frontend_config, open_run, run_cv
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"]
+SETTINGS = {"budget": ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"],
+            "whole": ["train.max_epochs=40", "train.early_stopping_patience=10", "data.crop_seconds=null"]}
 DRY = ["train.max_epochs=1", "train.warmup_epochs=0"]
 
 
@@ -65,8 +66,9 @@ def _synthetic(out: Path) -> Path:
 
 
 def _summary_row(name: str, s: dict, run: Path, feats: dict) -> dict:
-    row = {"model": name, **{k: {"mean": s[k]["mean"], "std": s[k]["std"]} for k in ("macro_f1", "ua", "wa")},
-           "folds": s.get("folds"), "features": feats}
+    """The record's row: run_entry's config, per-fold metrics and per-class F1, plus the features'
+    cost, the best epochs and the learned layer weights (mean and std over folds)."""
+    row = run_entry(s, run, model=name, features=feats, best_epochs=[f["best_epoch"] for f in s.get("per_fold", [])])
     weights = [json.loads(p.read_text()) for p in sorted(run.glob("fold_*/layer_weights.json"))]
     if weights:
         w = np.array([x["weights"] for x in weights])
@@ -80,40 +82,44 @@ def main() -> int:
     ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess_ssl"))
     ap.add_argument("--dry-run", action="store_true", help="synthetic corpus (4 session folds), 1 epoch; the record stays in --out")
+    ap.add_argument("--settings", default="budget", help=f"comma-separated training settings: {', '.join(SETTINGS)}")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = _synthetic(out / "synth") if args.dry_run else ravdess_manifest(args.ravdess, out, 8)
     if manifest is None:
         return 2
-    train = DRY if args.dry_run else BASE
+    settings = args.settings.split(",")
+    if any(x not in SETTINGS for x in settings):
+        print(f"unknown setting in {args.settings!r}; known: {', '.join(SETTINGS)}", file=sys.stderr)
+        return 2
     cache = out / "cache"
     hf = out / "models" / "whisper-tiny.en-hf"
     if not (hf / "model.safetensors").is_file():
         convert_whisper("tiny.en", hf)
 
     rows = []
-    for name, exp, extra in (("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", []),
-                             ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", [f"features.model={hf}"])):
-        cfg = load_config(exp, [f"data.manifest={manifest}", f"data.cache_dir={cache}", *train, f"name={exp}_ravdess8", *extra])
-        feats = _features(cfg, manifest, cache)
-        print(f"{exp}: features {feats}", file=sys.stderr)
-        run = out / "runs" / f"{exp}_ravdess8{'_dry' if args.dry_run else ''}"
-        s = run_cv(open_run(cfg, run), progress=False)
-        rows.append(_summary_row(name, s, run, feats))
+    for setting in settings:
+        train = [*SETTINGS[setting], *(DRY if args.dry_run else [])]
+        suffix = ("" if setting == "budget" else f"_{setting}") + ("_dry" if args.dry_run else "")
+        for name, exp, extra in (("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", []),
+                                 ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", [f"features.model={hf}"])):
+            cfg = load_config(exp, [f"data.manifest={manifest}", f"data.cache_dir={cache}", *train,
+                                    f"name={exp}_ravdess8{suffix}", *extra])
+            feats = _features(cfg, manifest, cache)
+            print(f"{exp}: features {feats}", file=sys.stderr)
+            run = out / "runs" / f"{exp}_ravdess8{suffix}"
+            s = run_cv(open_run(cfg, run), progress=False)
+            rows.append({**_summary_row(name, s, run, feats), "settings": setting, "training": SETTINGS[setting]})
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    record = {"command": "python benchmarks/ravdess_ssl_layers.py" + (" --dry-run" if args.dry_run else ""),
-              "commit": commit, "date": datetime.date.today().isoformat(), "machine": describe_machine(),
-              "corpus": "synthetic (dry run)" if args.dry_run else "RAVDESS 8-class, 6 speaker folds",
-              "training": train, "runs": rows}
-    target = (out if args.dry_run else REPO / "benchmarks" / "results") / "ravdess_ssl_layers.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(record, indent=2) + "\n")
+    record = {"command": "python benchmarks/ravdess_ssl_layers.py --settings " + args.settings
+              + (" --dry-run" if args.dry_run else ""),
+              "corpus": "synthetic (dry run)" if args.dry_run else "RAVDESS 8-class, 6 speaker folds", "runs": rows}
+    path = write_record("ravdess_ssl_layers", record, quick=args.dry_run, merge_on=("model", "settings"))
     sys.path.insert(0, str(REPO / "benchmarks"))
     from render_tables import ravdess_ssl_layers
 
-    print(ravdess_ssl_layers(record))
-    print(f"record: {target}", file=sys.stderr)
+    print(ravdess_ssl_layers(json.loads(path.read_text()) if path is not None
+                             else {**record, "commit": "dry run", "date": "-", "machine": describe_machine()}))
     return 0
 
 
