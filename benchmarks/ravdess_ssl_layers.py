@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,12 +47,21 @@ def _cache_bytes(store) -> int:
 
 
 def _features(cfg, manifest: Path, cache: Path) -> dict:
+    """Fill the feature cache (timed) and say what it costs. The fill time is kept beside the cache
+    (``feature_seconds.json``), so a later call that finds the cache full still reports it."""
     m = read_manifest(manifest)
     store = open_store(cache, frontend_config(cfg))
+    log = cache / "feature_seconds.json"
+    times = json.loads(log.read_text()) if log.is_file() else {}
     t0 = time.time()
     n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], progress=False)
-    return {"computed": n, "seconds": round(time.time() - t0, 1) if n else None, "cache_mb": round(_cache_bytes(store) / 1e6, 1),
-            "audio_seconds": round(float(m.df["duration"].sum()), 1), "dim": store.dim, "folder": store.dir.name}
+    if n:
+        times[store.dir.name] = {"computed": n, "seconds": round(time.time() - t0, 1), "load_average": list(os.getloadavg())}
+        log.write_text(json.dumps(times, indent=2))
+    filled = times.get(store.dir.name, {})
+    return {"computed": filled.get("computed"), "seconds": filled.get("seconds"), "cache_mb": round(_cache_bytes(store) / 1e6, 1),
+            "audio_seconds": round(float(m.df["duration"].sum()), 1), "dim": store.dim, "folder": store.dir.name,
+            "fill_load_average": filled.get("load_average")}
 
 
 def _synthetic(out: Path) -> Path:
