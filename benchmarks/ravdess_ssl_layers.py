@@ -56,7 +56,7 @@ def _features(cfg, manifest: Path, cache: Path) -> dict:
     t0 = time.time()
     n = store.ensure(m.df["audio_sha1"].tolist(), [m.audio_path(p) for p in m.df["path"]], progress=False)
     if n:
-        times[store.dir.name] = {"computed": n, "seconds": round(time.time() - t0, 1), "load_average": list(os.getloadavg())}
+        times[store.dir.name] = {"computed": n, "seconds": round(time.time() - t0, 1), "load_average": [round(x, 2) for x in os.getloadavg()]}
         log.write_text(json.dumps(times, indent=2))
     filled = times.get(store.dir.name, {})
     return {"computed": filled.get("computed"), "seconds": filled.get("seconds"), "cache_mb": round(_cache_bytes(store) / 1e6, 1),
