@@ -55,7 +55,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                                             "class_differentiated_waveform_only,class_differentiated_specaugment_only"),
                                    needs=("ravdess",)),
     "ravdess_ssl_layers": Experiment("ravdess_ssl_layers.py", "Whisper tiny.en: last layer vs all layers weighted, "
-                                     "RAVDESS 8-class", "~2 h CPU", needs=("ravdess", "pretrained"), quick=("--dry-run",)),
+                                     "RAVDESS 8-class", "~1 h", needs=("ravdess", "pretrained"), quick=("--dry-run",)),
     "cross_corpus": Experiment("cross_corpus.py", "a RAVDESS 4-class run evaluated on a corpus with other voices",
                                "~40 min", needs=("ravdess",), quick=None),
     "serve_load": Experiment("serve_load.py", "local service: 200 requests, 8 in flight (latency, throughput, memory)",
