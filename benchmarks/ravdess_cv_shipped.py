@@ -17,6 +17,7 @@ merged, so ``--variants fast`` re-measures that row alone).
     python benchmarks/ravdess_cv_shipped.py                    # both variants (~1 h on 2 cores)
     python benchmarks/ravdess_cv_shipped.py --variants fast
     python benchmarks/ravdess_cv_shipped.py --quick            # 2 folds, 1 epoch, width 8: checks the script
+    python benchmarks/ravdess_cv_shipped.py --probe --variants fp32,channels_last,fast   # same 2 folds x 3 epochs each
 """
 
 from __future__ import annotations
@@ -32,8 +33,19 @@ from _common import (fp32_peak_gflops, load_average, machine as describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"fp32": ([], 1, "fp32, one fold at a time, 1 process x 2 threads"),
+            "channels_last": (["train.channels_last=true"], 1, "channels_last, one fold at a time, 1 process x 2 threads"),
             "fast": (["train.channels_last=true"], 2, "channels_last, 2 folds at once, 2 processes x 1 thread")}
 QUICK = ["train.max_epochs=1", "train.warmup_epochs=0", "model.base_channels=8", "--folds", "0,1"]
+# The same work for every variant in minutes: folds 0 and 1, 3 epochs each, full width, no early stop.
+PROBE = ["train.max_epochs=3", "train.early_stopping_patience=null", "--folds", "0,1"]
+
+
+def _finished(run: Path, partial: bool) -> bool:
+    """The run needs no call: complete, or (a 2-fold quick or probe run) folds 0 and 1 done."""
+    full, part = run / "summary.json", run / "summary.partial.json"
+    if full.is_file() and json.loads(full.read_text()).get("complete"):
+        return True
+    return partial and part.is_file() and {0, 1} <= set(json.loads(part.read_text()).get("folds_done", []))
 
 
 def main() -> int:
@@ -42,6 +54,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
     ap.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, width 8 (no record written)")
+    ap.add_argument("--probe", action="store_true",
+                    help="folds 0 and 1, 3 epochs each at full width: the variants' speed on the same work (no record)")
     args = ap.parse_args()
     names = args.variants.split(",")
     if any(n not in VARIANTS for n in names):
@@ -64,15 +78,16 @@ def main() -> int:
     gflop = train_gflop_per_clip("resnet18", frames, base_channels=width)
     for name in names:
         overrides, jobs, label = VARIANTS[name]
-        tag = f"resnet18_ravdess4_shipped_{name}{'_quick' if args.quick else ''}"
+        tag = f"resnet18_ravdess4_shipped_{name}{'_quick' if args.quick else '_probe' if args.probe else ''}"
         run = out / "runs" / tag
         calls_path = out / f"cv_shipped_{tag}.json"
         calls = json.loads(calls_path.read_text()) if calls_path.is_file() else []
-        if not (run / "summary.json").is_file() or not json.loads((run / "summary.json").read_text()).get("complete"):
+        if not _finished(run, partial=args.quick or args.probe):
             step = run_step(f"cv {name}", ["cv", "resnet18", f"data.manifest={manifest}", f"data.cache_dir={cache}",
-                                           f"name={tag}", *overrides, *(QUICK if args.quick else []),
-                                           "--jobs", str(jobs), "--no-progress", "--out", str(run)])
-            calls.append({k: step[k] for k in ("wall_s", "peak_mib")} | {"machine": describe_machine(), "cores": os.cpu_count()})
+                                           f"name={tag}", *overrides, *(QUICK if args.quick else PROBE if args.probe else []),
+                                           "--jobs", str(jobs), "--no-progress", "--out", str(run)], interval=5.0)
+            calls.append({k: step[k] for k in ("wall_s", "peak_mib", "sampler_cpu_s")}
+                         | {"machine": describe_machine(), "cores": os.cpu_count()})
             calls_path.write_text(json.dumps(calls, indent=2))
         summary = json.loads(((run / "summary.json") if (run / "summary.json").is_file()
                               else (run / "summary.partial.json")).read_text())
@@ -83,9 +98,9 @@ def main() -> int:
                           fold_wall_s=[round(f["wall_seconds"]) for f in folds],
                           epochs=[f["epochs_trained"] for f in folds])
         entry.pop("peak_rss_mib")  # this script's own memory says nothing: the child's tree PSS is the figure
-        # The work done: clip passes (epochs x training items) x GFLOP per pass at the corpus's mean
+        # The work done: clip passes (training items over all epochs) x GFLOP per pass at the corpus's mean
         # training-clip length, against the CV wall time, to set beside the CPU's peak.
-        passes = sum(f["epochs_trained"] * f["train_items"] for f in folds)
+        passes = sum(f["train_items"] for f in folds)  # metrics.json counts the items of every epoch
         entry["train_clip_passes"] = passes
         entry["train_tflop"] = round(passes * gflop / 1000, 1)
         entry["achieved_gflops"] = round(passes * gflop / entry["cv_wall_s"], 1) if entry["cv_wall_s"] else None
@@ -96,11 +111,15 @@ def main() -> int:
               "features_s": feats["wall_s"], "cores": os.cpu_count(), "mean_train_frames": frames,
               "train_gflop_per_clip": round(gflop, 3), "fp32_peak": fp32_peak_gflops(), "load_average": {"before": before, "after": load_average()},
               "runs": runs}
-    path = write_record("cv_shipped", record, quick=args.quick, merge_on=("variant",))
+    name = "cv_shipped_probe" if args.probe else "cv_shipped"
+    if args.probe:
+        record["command"] += " --probe --variants " + args.variants
+        record["corpus"] = "RAVDESS 4-class, folds 0 and 1, 3 epochs each, no early stopping"
+    path = write_record(name, record, quick=args.quick, merge_on=("variant",))
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from render_tables import cv_shipped
+    from render_tables import RENDERERS
 
-    print(cv_shipped(json.loads(path.read_text()) if path is not None
+    print(RENDERERS[name](json.loads(path.read_text()) if path is not None
                      else {**record, "commit": "quick run", "date": "-", "machine": describe_machine()}))
     return 0
 

@@ -159,7 +159,11 @@ def cpu_speed(rec: dict) -> str:
             f"{rec['load_average']['after'][0]:g} after on {rec['cores']} cores. " + _source(rec, "cpu_speed") + "\n")
 
 
-def cv_shipped(rec: dict) -> str:
+def cv_shipped_probe(rec: dict) -> str:
+    return cv_shipped(rec, "cv_shipped_probe")
+
+
+def cv_shipped(rec: dict, name: str = "cv_shipped") -> str:
     lines = ["| variant | how it runs | folds | Macro-F1 | UA | WA | CV wall (min) | speed-up | peak PSS (MiB) | epochs per fold |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     base = next((r for r in rec["runs"] if r["variant"] == "fp32"), None)
@@ -176,7 +180,7 @@ def cv_shipped(rec: dict) -> str:
     return ("\n".join(lines) + f"\n\nWork (forward + backward, {rec['mean_train_frames']} frames, the mean training clip): "
             f"{work}{roof}\n\nFeatures cached beforehand ({rec['features_s']:.0f} s, outside both walls). "
             f"1-minute load average {la['before'][0]:g} before, {la['after'][0]:g} after on {rec['cores']} cores. "
-            + _source(rec, "cv_shipped") + "\n")
+            + f"{rec['corpus']}. " + _source(rec, name) + "\n")
 
 
 def ravdess_recipe8(rec: dict) -> str:
@@ -191,7 +195,7 @@ def ravdess_recipe8(rec: dict) -> str:
 
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
-             "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "ravdess_recipe8": ravdess_recipe8,
+             "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
              "serve_load": serve_load, "timeline_rtf": timeline_rtf, "cross_corpus": cross_corpus}
 
 

@@ -72,7 +72,7 @@ class TrainConfig:
     early_stopping_patience: int | None = _n(8, ge=0, null="to turn it off")   # null (or 0) turns early stopping off
     grad_clip: float | None = _n(1.0, ge=0, null="to turn it off")
     precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
-    channels_last: bool = False          # NHWC weights for models with 2-d convolutions (resnet18: 1.19x per CPU step)
+    channels_last: bool = False          # NHWC weights for models with 2-d convolutions (oneDNN's NHWC kernels)
     accelerator: Literal[ACCELERATORS] = "auto"  # type: ignore[valid-type]
     devices: int | str | list[int] = 1
     num_nodes: int = _n(1, ge=1)

@@ -31,9 +31,10 @@ def model_inputs(batch: dict, modalities) -> dict:
 
 def use_channels_last(model: nn.Module) -> bool:
     """Store a model's 4-d weights in NHWC order (``train.channels_last``) when it has 2-d
-    convolutions; returns whether it did. The convolutions then run oneDNN's NHWC kernels (1.19x
-    per ResNet-18 training step on the 2-core reference CPU, benchmarks/cpu_speed.py); outputs are
-    the same up to float rounding, and the state dict loads into a model of either layout.
+    convolutions; returns whether it did. The convolutions then run oneDNN's NHWC kernels: 1.19x
+    per isolated ResNet-18 training step on the 2-core reference CPU (benchmarks/cpu_speed.py), but
+    no faster over whole epochs there (benchmarks/ravdess_cv_shipped.py --probe). Outputs are the
+    same up to float rounding, and the state dict loads into a model of either layout.
 
     A model with a convolution of 2-7 input channels stays NCHW (returns False): in torch 2.13 on
     CPU, the backward pass of a strided 1x1 convolution with NHWC weights, an NCHW input and 2-7
