@@ -21,12 +21,13 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def commit() -> str:
-    """The checkout's short commit, with ``+dirty`` when tracked files differ from it ("unknown" outside git)."""
+    """The checkout's short commit, with ``+dirty`` when tracked files other than the records
+    (benchmarks/results/, which benchmarks rewrite) differ from it ("unknown" outside git)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
