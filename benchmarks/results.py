@@ -45,7 +45,10 @@ EXPERIMENTS: dict[str, Experiment] = {
     "fusion_ablation": Experiment("fusion_ablation.py", "audio, text, early fusion, cross-attention (synthetic + RAVDESS text)",
                                   "~15 min", needs=("ravdess",)),
     "cv_shipped": Experiment("ravdess_cv_shipped.py", "shipped resnet18 6-fold CV, RAVDESS 4-class: fp32 vs "
-                             "channels_last + 2 folds at once (wall, memory, Macro-F1)", "~1 h", needs=("ravdess",)),
+                             "channels_last + 2 folds at once (wall, memory, Macro-F1)", "~1.2 h", needs=("ravdess",)),
+    "cv_shipped_probe": Experiment("ravdess_cv_shipped.py", "the same 2 folds x 3 epochs of resnet18 under fp32, channels_last "
+                                   "and 2 folds at once", "~10 min", ("--probe", "--variants", "fp32,channels_last,fast"),
+                                   needs=("ravdess",)),
     "ravdess_recipe8": Experiment("ravdess_recipe8.py", "from-scratch recipes for resnet18, RAVDESS 8-class: SpecAugment, "
                                   "mixup, label smoothing, longer, combined", "~6 h", needs=("ravdess",)),
     "ravdess_audio_models": Experiment("ravdess_audio_models.py", "3 audio models x RAVDESS 4/8-class, 6 speaker folds",
