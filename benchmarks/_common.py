@@ -165,6 +165,16 @@ def ravdess_manifest(ravdess: str | Path, out: Path, task: int = 8) -> Path | No
     return manifest
 
 
+def chosen(arg: str, known, what: str) -> list[str] | None:
+    """The comma-separated names of ``arg``, or None (with a one-line message) if one is not in ``known``."""
+    names = arg.split(",")
+    bad = [n for n in names if n not in known]
+    if bad:
+        print(f"unknown {what} {bad[0]!r}; known: {', '.join(known)}", file=sys.stderr)
+        return None
+    return names
+
+
 def noise_bank(folder: Path, per_kind: int = 4) -> Path:
     """A synthetic MUSAN-layout noise bank (written once), for when MUSAN is not at hand."""
     from emofuse.synth import make_noise_folder

@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from _common import (fp32_peak_gflops, load_average, machine as describe_machine, ravdess_manifest, run_entry, run_step,
+from _common import (chosen, fp32_peak_gflops, load_average, machine as describe_machine, ravdess_manifest, run_entry, run_step,
                      train_gflop_per_clip, write_record)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,12 +57,9 @@ def main() -> int:
     ap.add_argument("--probe", action="store_true",
                     help="folds 0 and 1, 3 epochs each at full width: the variants' speed on the same work (no record)")
     args = ap.parse_args()
-    names = args.variants.split(",")
-    if any(n not in VARIANTS for n in names):
-        print(f"unknown variant in {args.variants!r}; known: {', '.join(VARIANTS)}", file=sys.stderr)
-        return 2
+    names = chosen(args.variants, VARIANTS, "variant")
     out = Path(args.out)
-    manifest = ravdess_manifest(args.ravdess, out, 4)
+    manifest = ravdess_manifest(args.ravdess, out, 4) if names else None
     if manifest is None:
         return 2
     cache = out / "cache"

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _common import ravdess_manifest, run_entry, run_step, write_record
+from _common import chosen, ravdess_manifest, run_entry, run_step, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = ["augment.policy=uniform", "augment.waveform=false"]
@@ -46,12 +46,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="folds trained at once, as processes (each with cores / jobs threads)")
     ap.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, width 8 (no record written)")
     args = ap.parse_args()
-    names = args.recipes.split(",")
-    if any(n not in RECIPES for n in names):
-        print(f"unknown recipe in {args.recipes!r}; known: {', '.join(RECIPES)}", file=sys.stderr)
-        return 2
+    names = chosen(args.recipes, RECIPES, "recipe")
     out = Path(args.out)
-    manifest = ravdess_manifest(args.ravdess, out, 8)
+    manifest = ravdess_manifest(args.ravdess, out, 8) if names else None
     if manifest is None:
         return 2
     import json
