@@ -147,6 +147,21 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
             "config": yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None, **extra}
 
 
+def read_summary(run_dir: Path) -> dict:
+    """A run folder's ``summary.json``, or ``summary.partial.json`` while some folds are still to train."""
+    full = Path(run_dir) / "summary.json"
+    return json.loads((full if full.is_file() else full.with_name("summary.partial.json")).read_text())
+
+
+def show_record(name: str, path: Path | None, record: dict) -> None:
+    """Print the README table of record ``name``: the written record, or (a smoke run, ``path`` None)
+    the unwritten one."""
+    from render_tables import RENDERERS
+
+    rec = json.loads(path.read_text()) if path is not None else {"commit": "smoke run", "date": "-", "machine": machine(), **record}
+    print(RENDERERS[name](rec))
+
+
 def machine() -> str:
     """What a figure was measured on: CPU architecture, torch threads and version, GPU if any."""
     return f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (

@@ -4,17 +4,18 @@
 
 Variants (same config, same folds, same feature cache; only how the work runs differs):
 
-- ``fp32``: one fold at a time, one process with every core's thread (what ``emofuse cv`` did);
-- ``fast``: ``train.channels_last=true`` (NHWC convolution weights) and ``--jobs 2``: two folds at
-  once, each a process with one thread (``emofuse cv`` splits the cores between the jobs).
+- ``fp32``: one fold at a time, one process with every core's thread (what ``emofuse cv`` does);
+- ``channels_last``: the same with ``train.channels_last=true`` (NHWC convolution weights);
+- ``fast``: ``train.channels_last=true`` and ``--jobs 2``: two folds at once, each a process with
+  one thread (``emofuse cv`` splits the cores between the jobs).
 
 The log-mel cache is computed first (``emofuse features``, timed on its own), so neither variant
 pays for it. Each variant runs ``emofuse cv`` as a child process, sampling the PSS of its process
-tree every 0.2 s. Run folders resume: an interrupted call continues (finished folds are kept) and
+tree every 5 s. Run folders resume: an interrupted call continues (finished folds are kept) and
 the wall time sums the calls. Writes ``benchmarks/results/cv_shipped.json`` (one run per variant,
-merged, so ``--variants fast`` re-measures that row alone).
+merged, so ``--variants fast`` re-measures that row alone); ``--probe`` writes ``cv_shipped_probe.json``.
 
-    python benchmarks/ravdess_cv_shipped.py                    # both variants (~1 h on 2 cores)
+    python benchmarks/ravdess_cv_shipped.py                    # every variant (~1.2 h per variant on 2 cores)
     python benchmarks/ravdess_cv_shipped.py --variants fast
     python benchmarks/ravdess_cv_shipped.py --quick            # 2 folds, 1 epoch, width 8: checks the script
     python benchmarks/ravdess_cv_shipped.py --probe --variants fp32,channels_last,fast   # same 2 folds x 3 epochs each
@@ -28,8 +29,8 @@ import os
 import sys
 from pathlib import Path
 
-from _common import (chosen, fp32_peak_gflops, load_average, machine as describe_machine, ravdess_manifest, run_entry, run_step,
-                     train_gflop_per_clip, write_record)
+from _common import (chosen, fp32_peak_gflops, load_average, machine as describe_machine, ravdess_manifest, read_summary,
+                     run_entry, run_step, show_record, train_gflop_per_clip, write_record)
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"fp32": ([], 1, "fp32, one fold at a time, 1 process x 2 threads"),
@@ -42,10 +43,10 @@ PROBE = ["train.max_epochs=3", "train.early_stopping_patience=null", "--folds", 
 
 def _finished(run: Path, partial: bool) -> bool:
     """The run needs no call: complete, or (a 2-fold quick or probe run) folds 0 and 1 done."""
-    full, part = run / "summary.json", run / "summary.partial.json"
-    if full.is_file() and json.loads(full.read_text()).get("complete"):
-        return True
-    return partial and part.is_file() and {0, 1} <= set(json.loads(part.read_text()).get("folds_done", []))
+    if not ((run / "summary.json").is_file() or (run / "summary.partial.json").is_file()):
+        return False
+    summary = read_summary(run)
+    return bool(summary.get("complete")) or (partial and {0, 1} <= set(summary.get("folds_done", [])))
 
 
 def main() -> int:
@@ -55,7 +56,8 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
     ap.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, width 8 (no record written)")
     ap.add_argument("--probe", action="store_true",
-                    help="folds 0 and 1, 3 epochs each at full width: the variants' speed on the same work (no record)")
+                    help="folds 0 and 1, 3 epochs each at full width: the variants' speed on the same work "
+                         "(record cv_shipped_probe)")
     args = ap.parse_args()
     names = chosen(args.variants, VARIANTS, "variant")
     out = Path(args.out)
@@ -66,10 +68,11 @@ def main() -> int:
     feats = run_step("features", ["features", str(manifest), "--cache", str(cache)])
     runs, before = [], load_average()
     import pandas as pd
-    import yaml
+
+    from emofuse.config import load_config
 
     durations = pd.read_csv(manifest / "manifest.csv")["duration"]
-    crop = yaml.safe_load((REPO / "configs" / "data" / "default.yaml").read_text())["data"]["crop_seconds"]
+    crop = load_config("resnet18")["data"]["crop_seconds"]  # the shipped config's training crop
     frames = int(round(durations.clip(upper=crop).mean() * 100))  # 10 ms hop
     width = 8 if args.quick else 64
     gflop = train_gflop_per_clip("resnet18", frames, base_channels=width)
@@ -86,8 +89,7 @@ def main() -> int:
             calls.append({k: step[k] for k in ("wall_s", "peak_mib", "sampler_cpu_s")}
                          | {"machine": describe_machine(), "cores": os.cpu_count()})
             calls_path.write_text(json.dumps(calls, indent=2))
-        summary = json.loads(((run / "summary.json") if (run / "summary.json").is_file()
-                              else (run / "summary.partial.json")).read_text())
+        summary = read_summary(run)
         folds = [json.loads((run / f"fold_{k}" / "metrics.json").read_text()) for k in summary.get("folds_done", [])]
         entry = run_entry(summary, run, variant=name, label=label, jobs=jobs, overrides=overrides,
                           cv_wall_s=round(sum(c["wall_s"] for c in calls), 1),
@@ -113,11 +115,7 @@ def main() -> int:
         record["command"] += " --probe --variants " + args.variants
         record["corpus"] = "RAVDESS 4-class, folds 0 and 1, 3 epochs each, no early stopping"
     path = write_record(name, record, quick=args.quick, merge_on=("variant",))
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from render_tables import RENDERERS
-
-    print(RENDERERS[name](json.loads(path.read_text()) if path is not None
-                     else {**record, "commit": "quick run", "date": "-", "machine": describe_machine()}))
+    show_record(name, path, record)
     return 0
 
 

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _common import chosen, ravdess_manifest, run_entry, run_step, write_record
+from _common import chosen, ravdess_manifest, read_summary, run_entry, run_step, show_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = ["augment.policy=uniform", "augment.waveform=false"]
@@ -51,8 +51,6 @@ def main() -> int:
     manifest = ravdess_manifest(args.ravdess, out, 8) if names else None
     if manifest is None:
         return 2
-    import json
-
     rows = []
     for name in names:
         experiment, overrides = RECIPES[name]
@@ -61,8 +59,7 @@ def main() -> int:
         step = run_step(f"cv {name}", ["cv", experiment, f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}",
                                        f"name={tag}", *overrides, *(QUICK if args.quick else []),
                                        "--jobs", str(args.jobs), "--no-progress", "--out", str(run)])
-        summary = json.loads(((run / "summary.json") if (run / "summary.json").is_file()
-                              else (run / "summary.partial.json")).read_text())
+        summary = read_summary(run)
         entry = run_entry(summary, run, recipe=name, overrides=overrides, last_call_wall_s=step["wall_s"],
                           last_call_peak_pss_mib=step["peak_mib"])
         entry.pop("peak_rss_mib")  # this script's own memory says nothing; the child tree's PSS is above
@@ -72,11 +69,7 @@ def main() -> int:
     record = {"command": "python benchmarks/ravdess_recipe8.py", "corpus": "RAVDESS 8-class, 6 speaker folds",
               "target": "UA >= 0.65 (ResLSTM-SA: UAR 0.623 ± 0.012 over 10 runs, best 0.652)", "runs": rows}
     path = write_record("ravdess_recipe8", record, quick=args.quick, merge_on=("recipe",))
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from render_tables import ravdess_recipe8
-
-    print(ravdess_recipe8(json.loads(path.read_text()) if path is not None
-                          else {**record, "commit": "quick run", "date": "-", "machine": "-"}))
+    show_record("ravdess_recipe8", path, record)
     return 0
 
 

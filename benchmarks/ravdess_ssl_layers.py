@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import machine as describe_machine, ravdess_manifest, run_entry, write_record
+from _common import ravdess_manifest, run_entry, show_record, write_record
 from emofuse.config import load_config
 from emofuse.features import open_store
 from emofuse.manifest import read_manifest
@@ -125,11 +125,7 @@ def main() -> int:
               + (" --dry-run" if args.dry_run else ""),
               "corpus": "synthetic (dry run)" if args.dry_run else "RAVDESS 8-class, 6 speaker folds", "runs": rows}
     path = write_record("ravdess_ssl_layers", record, quick=args.dry_run, merge_on=("model", "settings"))
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from render_tables import ravdess_ssl_layers
-
-    print(ravdess_ssl_layers(json.loads(path.read_text()) if path is not None
-                             else {**record, "commit": "dry run", "date": "-", "machine": describe_machine()}))
+    show_record("ravdess_ssl_layers", path, record)
     return 0
 
 
