@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,15 +125,19 @@ def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[s
 
 def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
     """What a record keeps of one finished CV run: its config, headline metrics (mean, std and per
-    fold), per-class F1 (mean and per fold), wall time, throughput and this process's peak memory."""
+    fold), per-class F1 (mean and per fold), the validation scores of the selected epochs (mean and
+    per fold), wall time, throughput and this process's peak memory."""
     import yaml
 
     run_dir = Path(run_dir)
-    per_class_fold = {}
+    per_class_fold, val = {}, {}
     for f in summary.get("per_fold", []):
         m = run_dir / f"fold_{f['fold']}" / "metrics.json"
         if m.is_file():
-            per_class_fold[f["fold"]] = json.loads(m.read_text())["test"].get("per_class_f1")
+            metrics = json.loads(m.read_text())
+            per_class_fold[f["fold"]] = metrics["test"].get("per_class_f1")
+            if metrics.get("val"):
+                val[f["fold"]] = metrics["val"]
     cfg_path = run_dir / "config.yaml"
     try:
         run = str(run_dir.resolve().relative_to(REPO))
@@ -142,6 +147,9 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
             "classes": summary.get("classes"), "folds": f"{len(summary.get('folds_done', []))}/{summary.get('n_folds')}",
             **{k: summary[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
             "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"])} for f in summary.get("per_fold", [])],
+            # the validation speakers' scores of the selected epochs: what a recipe may be chosen on
+            "val": {k: {"mean": float(np.mean([v[k] for v in val.values()])), "per_fold": [round(v[k], 4) for v in val.values()]}
+                    for k in ("macro_f1", "ua")} if val else None,
             "wall_seconds": summary.get("wall_seconds"), "train_utt_per_s": summary.get("train_utt_per_s"),
             "peak_rss_mib": peak_rss_mib(),
             "config": yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None, **extra}

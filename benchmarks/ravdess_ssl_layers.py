@@ -6,10 +6,13 @@
    (``whisper_encoder``, float32) and every hidden state of the converted model (``hf_encoder``,
    5 states x 384, float16).
 3. The 6 speaker folds: ``whisper_mlp`` on the last layer versus ``ssl_weighted`` on all layers,
-   under each training setting of ``--settings``: ``budget`` (those of ravdess_whisper.py: 20
+   the latter also with the layer weights at their own learning rate (``--heads``), under each
+   training setting of ``--settings``: ``budget`` (those of ravdess_whisper.py: 20
    epochs max, patience 6, 3 s training crops) and ``whole`` (whole clips, 40 epochs max,
    patience 10: the features are cached, so a longer schedule costs minutes).
-   Macro-F1 / UA / WA mean +- std over folds, and the learned layer weights (mean over folds).
+   Macro-F1 / UA / WA mean +- std over folds, the validation speakers' Macro-F1 (what a head or
+   setting may honestly be chosen on: the test speakers' scores must not pick it), and the learned
+   layer weights (mean over folds).
 
 Writes ``benchmarks/results/ravdess_ssl_layers.json`` (rendered into the READMEs by
 render_tables.py). Every step is resumable (converted folder, feature shards, run folders).
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ravdess_manifest, run_entry, show_record, write_record
+from _common import chosen, ravdess_manifest, run_entry, show_record, write_record
 from emofuse.config import load_config
 from emofuse.features import open_store
 from emofuse.manifest import read_manifest
@@ -40,6 +43,13 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"budget": ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"],
             "whole": ["train.max_epochs=40", "train.early_stopping_patience=10", "data.crop_seconds=null"]}
 DRY = ["train.max_epochs=1", "train.warmup_epochs=0"]
+# head: (record name, experiment, overrides, run-name tag). ``weighted_lr`` gives the softmax logits over
+# layers their own rate: at train.lr, a fold's ~30 AdamW steps per epoch move them by ~0.3 in all,
+# which keeps the weights near uniform; 0.02 lets them move by a few units, as SUPERB's long schedules do.
+HEADS = {"last": ("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", [], ""),
+         "weighted": ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", ["features.model={hf}"], ""),
+         "weighted_lr": ("ssl_weighted (all 5 hidden states, HF, layer weights at lr 0.02)", "ssl_weighted",
+                         ["features.model={hf}", "train.layer_weights_lr=0.02"], "_lwlr")}
 
 
 def _cache_bytes(store) -> int:
@@ -93,14 +103,14 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess_ssl"))
     ap.add_argument("--dry-run", action="store_true", help="synthetic corpus (4 session folds), 1 epoch; the record stays in --out")
     ap.add_argument("--settings", default="budget", help=f"comma-separated training settings: {', '.join(SETTINGS)}")
+    ap.add_argument("--heads", default=",".join(HEADS), help=f"comma-separated heads: {', '.join(HEADS)}")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = _synthetic(out / "synth") if args.dry_run else ravdess_manifest(args.ravdess, out, 8)
     if manifest is None:
         return 2
-    settings = args.settings.split(",")
-    if any(x not in SETTINGS for x in settings):
-        print(f"unknown setting in {args.settings!r}; known: {', '.join(SETTINGS)}", file=sys.stderr)
+    settings, heads = chosen(args.settings, SETTINGS, "--settings"), chosen(args.heads, HEADS, "--heads")
+    if settings is None or heads is None:
         return 2
     cache = out / "cache"
     hf = out / "models" / "whisper-tiny.en-hf"
@@ -111,17 +121,18 @@ def main() -> int:
     for setting in settings:
         train = [*SETTINGS[setting], *(DRY if args.dry_run else [])]
         suffix = ("" if setting == "budget" else f"_{setting}") + ("_dry" if args.dry_run else "")
-        for name, exp, extra in (("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", []),
-                                 ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", [f"features.model={hf}"])):
+        for head in heads:
+            name, exp, extra, tag = HEADS[head]
+            extra = [x.format(hf=hf) for x in extra]
             cfg = load_config(exp, [f"data.manifest={manifest}", f"data.cache_dir={cache}", *train,
-                                    f"name={exp}_ravdess8{suffix}", *extra])
+                                    f"name={exp}{tag}_ravdess8{suffix}", *extra])
             feats = _features(cfg, manifest, cache)
-            print(f"{exp}: features {feats}", file=sys.stderr)
-            run = out / "runs" / f"{exp}_ravdess8{suffix}"
+            print(f"{head}: features {feats}", file=sys.stderr)
+            run = out / "runs" / f"{exp}{tag}_ravdess8{suffix}"
             s = run_cv(open_run(cfg, run), progress=False)
             rows.append({**_summary_row(name, s, run, feats), "settings": setting, "training": SETTINGS[setting]})
 
-    record = {"command": "python benchmarks/ravdess_ssl_layers.py --settings " + args.settings
+    record = {"command": "python benchmarks/ravdess_ssl_layers.py --settings " + args.settings + " --heads " + args.heads
               + (" --dry-run" if args.dry_run else ""),
               "corpus": "synthetic (dry run)" if args.dry_run else "RAVDESS 8-class, 6 speaker folds", "runs": rows}
     path = write_record("ravdess_ssl_layers", record, quick=args.dry_run, merge_on=("model", "settings"))

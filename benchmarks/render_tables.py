@@ -92,20 +92,23 @@ def timeline_rtf(rec: dict) -> str:
 
 
 def ravdess_ssl_layers(rec: dict) -> str:
-    lines = ["| model | training | Macro-F1 | UA | WA | best epochs | features: seconds / cache MB | learned layer weights (mean over folds) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | training | Macro-F1 | UA | WA | validation Macro-F1 | best epochs | features: seconds / cache MB | learned layer weights (mean over folds) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rec["runs"]:
         f = r["features"]
         w = r.get("layer_weights")
         weights = " ".join(f"{i}:{m:.2f}" for i, m in zip(w["layers"], w["mean"])) if w else "-"
         feat = f"{f['seconds'] if f['seconds'] is not None else 'cached'} / {f['cache_mb']}"
         best = "-".join(str(e) for e in (min(r["best_epochs"]), max(r["best_epochs"]))) if r.get("best_epochs") else "-"
+        val = f"{r['val']['macro_f1']['mean']:.3f}" if r.get("val") else "-"
         lines.append(f"| `{r['model']}` | {r.get('settings', '')} | {_pm(r['macro_f1'])} | "
-                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {best} | {feat} | {weights} |")
+                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {val} | {best} | {feat} | {weights} |")
     settings = {r.get("settings"): " ".join(f"`{t}`" for t in r.get("training", [])) for r in rec["runs"]}
     return ("\n".join(lines) + f"\n\n{rec['corpus']}; training settings: "
             + "; ".join(f"{k}: {v}" for k, v in settings.items()) + ". Layer 0 is the input of the first encoder layer, 4 the last layer's "
-            "output. Feature seconds: the first call that filled the cache ('cached': an earlier call did). "
+            "output. Validation Macro-F1: the validation speakers' score at the selected epoch, mean over folds "
+            "(heads and settings are compared on it, never on the test speakers). Feature seconds: the first call that filled "
+            "the cache ('cached': an earlier call did). "
             + _source(rec, "ravdess_ssl_layers") + "\n")
 
 

@@ -157,6 +157,35 @@ def test_weighted_head_learns_a_softmax_over_layers():
     assert torch.allclose(m(x, lengths), m(y, lengths), atol=1e-5)
 
 
+def test_layer_weights_get_their_own_learning_rate_without_weight_decay():
+    """``train.layer_weights_lr``: the softmax logits over layers move by about their own rate per
+    AdamW step (the head's rate bounds them near uniform on a small corpus), with no decay pulling
+    them back to uniform; the rest of the model keeps ``train.lr``."""
+    from emofuse.training.module import EmotionModule
+
+    torch.manual_seed(0)
+    fe = {"kind": "hf_encoder", "layers": [0, 1, 2]}
+    module = EmotionModule("ssl_weighted", {"hidden": 16}, ["a", "b", "c", "d"], 24, lr=1e-3, frontend=fe,
+                           layer_weights_lr=0.05, warmup_epochs=0)
+    opt = module.configure_optimizers()["optimizer"]
+    mix = [g for g in opt.param_groups if any(p is module.model.mix.logits for p in g["params"])]
+    assert len(mix) == 1 and mix[0]["lr"] == 0.05 and mix[0]["weight_decay"] == 0.0 and len(mix[0]["params"]) == 1
+    rest = [g for g in opt.param_groups if g is not mix[0]]
+    assert [g["lr"] for g in rest] == [1e-3] and sum(len(g["params"]) for g in opt.param_groups) == len(list(module.parameters()))
+    x, lengths, y = torch.randn(8, 20, 24), torch.full((8,), 20), torch.randint(0, 4, (8,))
+    before = module.model.mix.logits.detach().clone()
+    module.loss_fn(module(x, lengths), y).backward()
+    opt.step()
+    moved = (module.model.mix.logits.detach() - before).abs()
+    assert torch.all(moved > 0.02) and torch.all(moved < 0.06)  # an Adam step is about the rate
+    # without the option: one group, the logits at train.lr (checkpoints of earlier runs train as before)
+    plain = EmotionModule("ssl_weighted", {"hidden": 16}, ["a", "b", "c", "d"], 24, lr=1e-3, frontend=fe)
+    assert [g["lr"] for g in plain.configure_optimizers()["optimizer"].param_groups] == [1e-3]
+    # a model with no layer axis is refused in one line rather than silently ignoring the rate
+    with pytest.raises(EmofuseError, match="layer_weights_lr.*no layer weights"):
+        EmotionModule("resnet18", {"base_channels": 4}, ["a", "b"], 16, layer_weights_lr=0.05)
+
+
 @pytest.fixture(scope="module")
 def hf_run(encoders, synth_manifest, tmp_path_factory):
     """One fold of ssl_weighted on every layer of the tiny HuBERT (3 layers)."""

@@ -68,6 +68,7 @@ class TrainConfig:
     class_weights: bool = True
     label_smoothing: float = _n(0.0, ge=0, lt=1)
     mixup_alpha: float = _n(0.0, ge=0)   # mixup on training batches, lambda ~ Beta(alpha, alpha); 0 turns it off
+    layer_weights_lr: float | None = _n(None, gt=0, null="to train the layer weights at train.lr")  # their own rate, no decay
     monitor: Literal[MONITORS] = "val/macro_f1"  # type: ignore[valid-type]
     early_stopping_patience: int | None = _n(8, ge=0, null="to turn it off")   # null (or 0) turns early stopping off
     grad_clip: float | None = _n(1.0, ge=0, null="to turn it off")

@@ -166,7 +166,8 @@ def build_module(ctx: RunContext, train: FeatureDataset, mean: list | None, std:
                            frontend=ctx.store.describe(), text_dim=ctx.text_store.dim if ctx.text_store else None,
                            text=asdict(ctx.text_store.cfg) if ctx.text_store else None,
                            spec_table=ctx.policy.spec_table() if ctx.policy is not None and ctx.policy.spec_active else None,
-                           mixup_alpha=float(tr.get("mixup_alpha", 0.0)))
+                           mixup_alpha=float(tr.get("mixup_alpha", 0.0)),
+                           layer_weights_lr=tr.get("layer_weights_lr"))
     if tr.get("channels_last") and not use_channels_last(module.model):  # checkpoints load in either layout
         print(f"train.channels_last: {model_name} stays NCHW (no 2-d convolution, or one with 2-7 input channels, "
               "which torch 2.13's CPU backward mishandles in NHWC)", file=sys.stderr)

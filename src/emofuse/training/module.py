@@ -10,6 +10,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from ..augment import SpecAugment, mixup
+from ..errors import EmofuseError
 from ..features import Normalize, model_args as feature_model_args
 from ..models import accepted_args, create_model, model_modalities
 
@@ -94,6 +95,8 @@ class EmotionModule(L.LightningModule):
         spec_table: (n_classes, 4) SpecAugment settings per class (freq masks, width, time
             masks, width), applied to training batches only, after z-scoring; None: off.
         mixup_alpha: mixup on training batches (after SpecAugment), lambda ~ Beta(alpha, alpha); 0: off.
+        layer_weights_lr: learning rate of the softmax logits over an encoder's layers (``LayerWeights``),
+            without weight decay; None: ``lr`` with the rest. A model with no layer weights refuses it.
     """
 
     def __init__(self, model_name: str, model_kwargs: dict, classes: list[str], n_mels: int,
@@ -101,7 +104,8 @@ class EmotionModule(L.LightningModule):
                  weight_decay: float = 1e-2, scheduler: str = "cosine", warmup_epochs: int = 0, max_epochs: int = 30,
                  class_weights: list[float] | None = None, label_smoothing: float = 0.0,
                  frontend: dict | None = None, text_dim: int | None = None, text: dict | None = None,
-                 spec_table: list | None = None, mixup_alpha: float = 0.0) -> None:
+                 spec_table: list | None = None, mixup_alpha: float = 0.0,
+                 layer_weights_lr: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["mean", "std"])
         n = len(classes)
@@ -114,6 +118,10 @@ class EmotionModule(L.LightningModule):
                 raise ValueError(f"model {model_name!r} reads text: text_dim is required")
             sizes["text_dim"] = int(text_dim)
         self.model = create_model(model_name, n_classes=n, **sizes, **model_kwargs)
+        self.layer_weights_lr = None if layer_weights_lr is None else float(layer_weights_lr)
+        if self.layer_weights_lr is not None and not self._layer_logits():
+            raise EmofuseError(f"train.layer_weights_lr={layer_weights_lr}: model {model_name!r} has no layer weights "
+                               "(only models over a multi-layer encoder's features do); remove the setting")
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
         if hasattr(self.model, "bind_input_stats"):  # pretrained layers inside the model read the raw features
@@ -183,11 +191,27 @@ class EmotionModule(L.LightningModule):
             # which reads last.ckpt.
             checkpoint.pop("loops", None)
 
+    def _layer_logits(self) -> list[nn.Parameter]:
+        """The softmax logits of every ``LayerWeights`` in the model (empty for a model without)."""
+        from ..models.ssl_weighted import LayerWeights
+
+        return [m.logits for m in self.model.modules() if isinstance(m, LayerWeights)]
+
+    def optimizer_groups(self) -> list[dict]:
+        """AdamW parameter groups: a model's own (fine-tuned pretrained layers at their rate), and,
+        with ``layer_weights_lr``, the layer logits apart at that rate without weight decay."""
+        lr = self.hparams.lr
+        groups = self.model.param_groups(lr) if hasattr(self.model, "param_groups") else [{"params": list(self.parameters())}]
+        if self.layer_weights_lr is None:
+            return groups
+        logits = {id(p) for p in self._layer_logits()}
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in logits]} for g in groups]
+        groups = [g for g in groups if g["params"]]
+        return [*groups, {"params": self._layer_logits(), "lr": self.layer_weights_lr, "weight_decay": 0.0}]
+
     def configure_optimizers(self):
         hp = self.hparams
-        # a model with fine-tuned pretrained layers gives them their own learning rate
-        params = self.model.param_groups(hp.lr) if hasattr(self.model, "param_groups") else self.parameters()
-        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = torch.optim.AdamW(self.optimizer_groups(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return opt
         if hp.scheduler == "plateau":
