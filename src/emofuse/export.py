@@ -29,7 +29,6 @@ from . import __version__
 from .atomic import replace_into
 from .errors import EmofuseError
 from .features import feature_config, kind_of
-from .training.module import input_fields
 
 FORMATS = ("torchscript", "onnx")
 
@@ -41,7 +40,7 @@ class ProbabilityGraph(nn.Module):
         super().__init__()
         # The plain parts only: the Lightning wrapper is not traceable.
         self.norm, self.model = module.norm.eval(), module.model.eval()
-        self.names = input_fields(module.modalities)
+        self.names = input_names(module)
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         inputs = dict(zip(self.names, args))
@@ -84,6 +83,10 @@ def example_inputs(module, batch: int = 2, frames: int = 300, tokens: int = 12) 
 
 
 def input_names(module) -> list[str]:
+    """The graph's input names, in order. (Imported here: the training module imports Lightning,
+    seconds that ``emofuse --help``, which lists ``FORMATS``, should not wait for.)"""
+    from .training.module import input_fields
+
     return input_fields(module.modalities)
 
 
