@@ -5,9 +5,10 @@
 2. Features, timed, with their cache size: the CTranslate2 encoder's last layer
    (``whisper_encoder``, float32) and every hidden state of the converted model (``hf_encoder``,
    5 states x 384, float16).
-3. The 6 speaker folds: ``whisper_mlp`` on the last layer versus ``ssl_weighted`` on all layers,
-   the latter also with the layer weights at their own learning rate (``--heads``), under each
-   training setting of ``--settings``: ``budget`` (those of ravdess_whisper.py: 20
+3. The 6 speaker folds, for each head of ``--heads`` (default: all): ``whisper_mlp`` on the last
+   layer, with and without mixup, versus ``ssl_weighted`` on all layers, with the layer weights at
+   ``train.lr``, at their own rate, and at their own rate with mixup (the shipped recipe), under
+   each training setting of ``--settings``: ``budget`` (those of ravdess_whisper.py: 20
    epochs max, patience 6, 3 s training crops) and ``whole`` (whole clips, 40 epochs max,
    patience 10: the features are cached, so a longer schedule costs minutes).
    Macro-F1 / UA / WA mean +- std over folds, the validation speakers' Macro-F1 (what a head or
@@ -43,17 +44,22 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"budget": ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"],
             "whole": ["train.max_epochs=40", "train.early_stopping_patience=10", "data.crop_seconds=null"]}
 DRY = ["train.max_epochs=1", "train.warmup_epochs=0"]
-# head: (record name, experiment, overrides, run-name tag). ``weighted_lr`` gives the softmax logits over
-# layers their own rate: at train.lr, a fold's ~30 AdamW steps per epoch move them by ~0.3 in all,
-# which keeps the weights near uniform; 0.02 lets them move by a few units, as SUPERB's long schedules do.
-HEADS = {"last": ("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", [], ""),
-         "weighted": ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", ["features.model={hf}"], ""),
+# head: (record name, experiment, overrides, run-name tag). Each head pins the recipe keys, so a
+# change of the shipped config never changes (or refuses to resume) a recorded row.
+# ``weighted_lr`` gives the softmax logits over layers their own rate: at train.lr, a fold's ~30
+# AdamW steps per epoch move them by ~0.3 in all, which keeps the weights near uniform; 0.02 lets
+# them move by a few units, as SUPERB's long schedules do. The ``_mixup`` heads add mixup of the
+# z-scored frames: the heads fit their 960 training clips within ~10 epochs (training loss 0.05,
+# validation loss rising). ``last_mixup`` is the control: mixup on the last layer alone.
+PLAIN, MIX = ["train.mixup_alpha=0.0"], ["train.mixup_alpha=0.4"]
+HF, FIXED, OWN = ["features.model={hf}"], ["train.layer_weights_lr=null"], ["train.layer_weights_lr=0.02"]
+HEADS = {"last": ("whisper_mlp (last layer, CTranslate2)", "whisper_mlp", PLAIN, ""),
+         "last_mixup": ("whisper_mlp (last layer, CTranslate2, mixup 0.4)", "whisper_mlp", MIX, "_mix"),
+         "weighted": ("ssl_weighted (all 5 hidden states, HF)", "ssl_weighted", [*HF, *FIXED, *PLAIN], ""),
          "weighted_lr": ("ssl_weighted (all 5 hidden states, HF, layer weights at lr 0.02)", "ssl_weighted",
-                         ["features.model={hf}", "train.layer_weights_lr=0.02"], "_lwlr"),
-         # the head fits its 960 training clips within ~10 epochs (training loss 0.05, validation loss rising):
-         # mixup of the z-scored hidden states regularises it
+                         [*HF, *OWN, *PLAIN], "_lwlr"),
          "weighted_lr_mixup": ("ssl_weighted (all 5 hidden states, HF, layer weights at lr 0.02, mixup 0.4)", "ssl_weighted",
-                               ["features.model={hf}", "train.layer_weights_lr=0.02", "train.mixup_alpha=0.4"], "_lwlr_mix")}
+                               [*HF, *OWN, *MIX], "_lwlr_mix")}
 
 
 def _cache_bytes(store) -> int:

@@ -184,6 +184,14 @@ def test_layer_weights_get_their_own_learning_rate_without_weight_decay():
     # a model with no layer axis is refused in one line rather than silently ignoring the rate
     with pytest.raises(EmofuseError, match="layer_weights_lr.*no layer weights"):
         EmotionModule("resnet18", {"base_channels": 4}, ["a", "b"], 16, layer_weights_lr=0.05)
+    # ... and by the config check, before any feature is computed
+    from emofuse.config import load_config
+    from emofuse.schema import check_config
+
+    with pytest.raises(EmofuseError, match="layer_weights_lr.*no layer weights.*layer_weights_lr=null"):
+        check_config(load_config("resnet18", ["train.layer_weights_lr=0.02"]))
+    for exp in ("ssl_weighted", "ssl_early_fusion"):  # the shipped configs that set it pass
+        assert check_config(load_config(exp))["train"]["layer_weights_lr"] == 0.02
 
 
 @pytest.fixture(scope="module")

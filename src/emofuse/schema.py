@@ -439,6 +439,8 @@ def check_config(cfg: dict, folds: list[int] | None = None) -> dict:
     if "augment" in cfg:
         out["augment"] = check_augment(cfg["augment"])
     out["model"] = check_model_config(cfg["model"], feature_dim(out["features"]))
+    if out["train"]["layer_weights_lr"] is not None:
+        check_layer_weights_lr(out)
     if out["data"]["manifest"] not in (None, ""):
         check_against_manifest(out, folds)
     elif folds:
@@ -446,6 +448,24 @@ def check_config(cfg: dict, folds: list[int] | None = None) -> dict:
             if k < 0:
                 raise EmofuseError(f"fold {k} does not exist: folds are numbered from 0")
     return out
+
+
+def check_layer_weights_lr(cfg: dict) -> None:
+    """``train.layer_weights_lr`` needs a model with a softmax over an encoder's layers (built on the
+    meta device to look: no memory, no weights)."""
+    import torch
+
+    from .models import create_model
+    from .models.registry import accepted_args
+    from .models.ssl_weighted import LayerWeights
+
+    name = cfg["model"]["name"]
+    kwargs = {k: v for k, v in cfg["model"].items() if k != "name"}
+    with torch.device("meta"):
+        model = create_model(name, **accepted_args(name, {"n_mels": feature_dim(cfg["features"])}), **kwargs)
+    if not any(isinstance(m, LayerWeights) for m in model.modules()):
+        raise EmofuseError(f"train.layer_weights_lr={cfg['train']['layer_weights_lr']}: model {name!r} has no layer weights "
+                           "(only models over a multi-layer encoder's features do); set train.layer_weights_lr=null")
 
 
 def check_against_manifest(cfg: dict, folds: list[int] | None = None) -> None:

@@ -121,7 +121,7 @@ class EmotionModule(L.LightningModule):
         self.layer_weights_lr = None if layer_weights_lr is None else float(layer_weights_lr)
         if self.layer_weights_lr is not None and not self._layer_logits():
             raise EmofuseError(f"train.layer_weights_lr={layer_weights_lr}: model {model_name!r} has no layer weights "
-                               "(only models over a multi-layer encoder's features do); remove the setting")
+                               "(only models over a multi-layer encoder's features do); set train.layer_weights_lr=null")
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
         if hasattr(self.model, "bind_input_stats"):  # pretrained layers inside the model read the raw features
