@@ -214,6 +214,31 @@ def test_weighted_run_saves_and_prints_the_layer_weights(hf_run):
     assert len(json.loads((run / "fold_0" / "norm.json").read_text())["mean"]) == 48
 
 
+def test_the_report_tables_and_plots_the_learned_layer_weights(hf_run, tmp_path):
+    """Which layers the emotion comes from: ``emofuse report`` shows each fold's softmax weights
+    per encoder layer, their mean and spread (Markdown and HTML), and plots them (HTML)."""
+    import shutil
+
+    from emofuse.report import write_report
+
+    src, _ = hf_run
+    run = tmp_path / "run"
+    shutil.copytree(src, run)
+    w = json.loads((run / "fold_0" / "layer_weights.json").read_text())
+    html_path, md_path = write_report(run, cams=0)
+    md = md_path.read_text()
+    assert "## Learned layer weights" in md
+    section = md.split("## Learned layer weights", 1)[1].split("\n## ", 1)[0]
+    assert "| layer | fold 0 | mean ± std |" in section
+    for layer, value in zip(w["layers"], w["weights"]):
+        assert f"| {layer} | {value:.3f} | {value:.3f} ± 0.000 |" in section
+    page = html_path.read_text()
+    assert "Learned layer weights" in page and "alt='learned layer weights'" in page
+    # a finished fold without the file is said, not silently averaged away
+    (run / "fold_0" / "layer_weights.json").write_text("{not json")
+    _, md_path = write_report(run, cams=0)
+    assert "layer weights: fold 0" in md_path.read_text() and "## Learned layer weights" not in md_path.read_text()
+
 def test_predict_explain_and_export_rebuild_the_encoder_front_end(hf_run, tmp_path):
     run, _ = hf_run
     clip = tmp_path / "clip.wav"

@@ -2,7 +2,8 @@
 several runs side by side (the study's table, re-made from our own runs).
 
 A report reads the run folder: config.yaml, run.json, audit.json, summary.json, inputs/manifest.csv,
-fold_K/{split.csv, audit.json, metrics.json, predictions.csv, provenance.json, tb/ (training curves)};
+fold_K/{split.csv, audit.json, metrics.json, predictions.csv, provenance.json, layer_weights.json,
+tb/ (training curves)};
 the manifest the run was made from (found by ``RunFolder.manifest_path``: relative to the run folder,
 then absolute), for durations and audio; and, for one class activation map per class, the folds'
 best checkpoints. Whatever cannot be made is listed at the top of the report with the reason.
@@ -417,6 +418,62 @@ def provenance_sections(run: Path, summary: dict) -> tuple[list[Section], list[s
     return sections, skipped
 
 
+def layer_weight_sections(run: Path, summary: dict) -> tuple[list[Section], list[str], str | None]:
+    """The learned softmax weights over an encoder's layers (``fold_K/layer_weights.json``, written
+    by models with a layer axis such as ``ssl_weighted``): per layer, each finished fold's weight
+    and their mean ± std, and (HTML) a bar plot of the mean with each fold's weight as a dot.
+    (sections, skip notes, plot or None). A run whose model has no layer axis gets nothing."""
+    from .models.ssl_weighted import WEIGHTS_FILE
+
+    done = folds_done(summary)
+    found, bad = {}, []
+    for k in done:
+        rel = f"fold_{k}/{WEIGHTS_FILE}"
+        if not (run / rel).exists():
+            continue
+        try:
+            w = json.loads((run / rel).read_text()) if _own(run, rel) else None
+            layers, weights = [int(x) for x in w["layers"]], [float(x) for x in w["weights"]]
+            if len(layers) != len(weights):
+                raise ValueError
+            found[k] = dict(zip(layers, weights))
+        except (OSError, ValueError, TypeError, KeyError):
+            bad.append(k)
+    skipped = [f"layer weights: fold {k} has an unreadable {WEIGHTS_FILE} (re-train the fold to write it again)" for k in bad]
+    if not found:
+        return [], skipped, None
+    missing = [k for k in done if k not in found and k not in bad]
+    skipped += [f"layer weights: fold {k} has no {WEIGHTS_FILE}" for k in missing]
+    layers = sorted({layer for w in found.values() for layer in w})
+    table = np.array([[found[k].get(layer, np.nan) for layer in layers] for k in found])  # (folds, layers)
+    mean, std = np.nanmean(table, 0), np.nanstd(table, 0)
+    rows = [[str(layer), *(f"{v:.3f}" if np.isfinite(v) else "-" for v in table[:, j]), f"{mean[j]:.3f} ± {std[j]:.3f}"]
+            for j, layer in enumerate(layers)]
+    top = layers[int(np.argmax(mean))]
+    notes = ["softmax weights over the encoder's hidden states (0: the input of its first layer; the last: its output); "
+             f"the largest mean weight is on layer {top}"]
+    section = ("Learned layer weights", ["layer", *(f"fold {k}" for k in found), "mean ± std"], rows, notes)
+    return [section], skipped, _layer_weights_png(layers, table, mean, std)
+
+
+def _layer_weights_png(layers: list[int], table: np.ndarray, mean: np.ndarray, std: np.ndarray) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(layers), 3.2))
+    x = np.arange(len(layers))
+    ax.bar(x, mean, yerr=std, color="#4a7ab5", capsize=3, label="mean ± std over folds")
+    for row in table:
+        ax.plot(x, row, "o", color="#222", markersize=3, alpha=0.6)
+    ax.set_xticks(x, [str(layer) for layer in layers])
+    ax.set_xlabel("encoder hidden state")
+    ax.set_ylabel("softmax weight")
+    ax.set_title("Learned layer weights (dots: folds)")
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
 def _md_sections(sections: list[Section]) -> list[str]:
     lines = []
     for title, header, rows, notes in sections:
@@ -505,7 +562,8 @@ def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
     data, why = dataset_sections(run, summary, table)
     prov, why_prov = provenance_sections(run, summary)
     evidence, why_audit = audit_sections(run, audit)
-    skipped += why + why_prov + why_audit
+    layer_w, why_layers, layer_plot = layer_weight_sections(run, summary)
+    skipped += why + why_prov + why_audit + why_layers
     config = (run / "config.yaml").read_text() if _own(run, "config.yaml") else None
     if config is None:
         skipped.append("config: config.yaml is missing (or a link out of the run)")
@@ -522,8 +580,10 @@ def write_report(run: str | Path, cams: int = 3) -> tuple[Path, Path]:
         skipped.append("class activation maps (HTML): left out (--cams 0)")
     if not _own(run, "confusion.png"):
         skipped.append("pooled confusion matrix (HTML): confusion.png is missing")
-    md = run_markdown(title, summary, audit, stats, prov + data, evidence, skipped, source)
-    parts = [f"<h1>{_esc(title)}</h1>", run_html(summary, audit, stats, prov + data, evidence, skipped, source)]
+    md = run_markdown(title, summary, audit, stats, prov + data + layer_w, evidence, skipped, source)
+    parts = [f"<h1>{_esc(title)}</h1>", run_html(summary, audit, stats, prov + data + layer_w, evidence, skipped, source)]
+    if layer_plot:
+        parts.append(f"<h2>Learned layer weights: plot</h2><img alt='learned layer weights' src='{layer_plot}'>")
     if _own(run, "confusion.png"):
         parts.append(f"<h2>Confusion matrix (all folds pooled)</h2><img alt='pooled confusion' src='{_png(run / 'confusion.png')}'>")
     if curves:
