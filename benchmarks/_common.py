@@ -130,8 +130,11 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
     import yaml
 
     run_dir = Path(run_dir)
-    per_class_fold, val = {}, {}
+    per_class_fold, val, trained = {}, {}, set()
     for f in summary.get("per_fold", []):
+        prov = run_dir / f"fold_{f['fold']}" / "provenance.json"
+        if prov.is_file():  # the code a fold was trained with (a record may be re-collected later)
+            trained.add(str(json.loads(prov.read_text()).get("git_commit") or "unknown")[:7])
         m = run_dir / f"fold_{f['fold']}" / "metrics.json"
         if m.is_file():
             metrics = json.loads(m.read_text())
@@ -151,7 +154,7 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
             "val": {k: {"mean": float(np.mean([v[k] for v in val.values()])), "per_fold": [round(v[k], 4) for v in val.values()]}
                     for k in ("macro_f1", "ua")} if val else None,
             "wall_seconds": summary.get("wall_seconds"), "train_utt_per_s": summary.get("train_utt_per_s"),
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": peak_rss_mib(), "trained_commits": sorted(trained),
             "config": yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None, **extra}
 
 

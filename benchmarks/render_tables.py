@@ -132,6 +132,9 @@ def _ssl_selected(rec: dict) -> str:
 def _source(rec: dict, name: str) -> str:
     commits = sorted({r.get("commit", rec["commit"]) for r in rec.get("runs", [])} or {rec["commit"]})
     dates = sorted({r.get("date", rec["date"]) for r in rec.get("runs", [])} or {rec["date"]})
+    trained = sorted({c for r in rec.get("runs", []) for c in r.get("trained_commits") or []} - set(commits))
+    if trained:  # runs trained at other commits, then collected into the record
+        commits = [*commits, f"folds trained at {', '.join(trained)}"]
     return (f"Record `benchmarks/results/{name}.json` (`{rec['command']}`; commit {', '.join(commits)}, "
             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}, {rec['machine']}).")
 
