@@ -126,15 +126,19 @@ def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[s
 def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
     """What a record keeps of one finished CV run: its config, headline metrics (mean, std and per
     fold), per-class F1 (mean and per fold), the validation scores of the selected epochs (mean and
-    per fold), wall time, throughput and this process's peak memory."""
+    per fold), wall time, throughput, the commits the folds were trained at and the peak memory of
+    their training (this process's where the folds did not record it)."""
     import yaml
 
     run_dir = Path(run_dir)
-    per_class_fold, val, trained = {}, {}, set()
+    per_class_fold, val, trained, peaks = {}, {}, set(), []
     for f in summary.get("per_fold", []):
         prov = run_dir / f"fold_{f['fold']}" / "provenance.json"
-        if prov.is_file():  # the code a fold was trained with (a record may be re-collected later)
-            trained.add(str(json.loads(prov.read_text()).get("git_commit") or "unknown")[:7])
+        if prov.is_file():  # the code a fold was trained with and its peak memory (a record may be re-collected later)
+            p = json.loads(prov.read_text())
+            trained.add(str(p.get("git_commit") or "unknown")[:7])
+            if isinstance(p.get("peak_rss_mib"), (int, float)):
+                peaks.append(p["peak_rss_mib"])
         m = run_dir / f"fold_{f['fold']}" / "metrics.json"
         if m.is_file():
             metrics = json.loads(m.read_text())
@@ -154,7 +158,8 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
             "val": {k: {"mean": float(np.mean([v[k] for v in val.values()])), "per_fold": [round(v[k], 4) for v in val.values()]}
                     for k in ("macro_f1", "ua")} if val else None,
             "wall_seconds": summary.get("wall_seconds"), "train_utt_per_s": summary.get("train_utt_per_s"),
-            "peak_rss_mib": peak_rss_mib(), "trained_commits": sorted(trained),
+            # the training processes' peak (fold provenance), else this process's
+            "peak_rss_mib": round(max(peaks)) if peaks else peak_rss_mib(), "trained_commits": sorted(trained),
             "config": yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None, **extra}
 
 
