@@ -457,15 +457,13 @@ def check_layer_weights_lr(cfg: dict) -> None:
 
     from .models import create_model
     from .models.registry import accepted_args
-    from .models.ssl_weighted import LayerWeights
+    from .models.ssl_weighted import require_layer_mixers
 
     name = cfg["model"]["name"]
     kwargs = {k: v for k, v in cfg["model"].items() if k != "name"}
     with torch.device("meta"):
         model = create_model(name, **accepted_args(name, {"n_mels": feature_dim(cfg["features"])}), **kwargs)
-    if not any(isinstance(m, LayerWeights) for m in model.modules()):
-        raise EmofuseError(f"train.layer_weights_lr={cfg['train']['layer_weights_lr']}: model {name!r} has no layer weights "
-                           "(only models over a multi-layer encoder's features do); set train.layer_weights_lr=null")
+    require_layer_mixers(model, name, cfg["train"]["layer_weights_lr"])
 
 
 def check_against_manifest(cfg: dict, folds: list[int] | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import EmofuseError
 from .layers import AttentionPool, masked_mean
 from .registry import register_model
 
@@ -93,12 +94,22 @@ def ssl_weighted(n_mels: int = 768, n_classes: int = 4, n_layers: int = 1, hidde
     return SSLWeighted(n_mels, n_classes, n_layers, hidden, pooling, dropout)
 
 
+def layer_mixers(model: nn.Module) -> list[LayerWeights]:
+    """Every ``LayerWeights`` inside ``model`` (empty for a model without a layer axis)."""
+    return [m for m in model.modules() if isinstance(m, LayerWeights)]
+
+
+def require_layer_mixers(model: nn.Module, name: str, layer_weights_lr: float) -> None:
+    """``train.layer_weights_lr`` needs a model with layer weights: refuse it in one line otherwise."""
+    if not layer_mixers(model):
+        raise EmofuseError(f"train.layer_weights_lr={layer_weights_lr}: model {name!r} has no layer weights "
+                           "(only models over a multi-layer encoder's features do); set train.layer_weights_lr=null")
+
+
 def layer_weights(model: nn.Module) -> list[float] | None:
     """The learned layer weights of the first ``LayerWeights`` inside ``model`` (None if it has none)."""
-    for m in model.modules():
-        if isinstance(m, LayerWeights):
-            return [round(float(w), 6) for w in m.weights().detach().cpu()]
-    return None
+    mixers = layer_mixers(model)
+    return [round(float(w), 6) for w in mixers[0].weights().detach().cpu()] if mixers else None
 
 
 def report_layer_weights(model: nn.Module, fold_dir: Path, layers: list[int] | None = None, label: str = "") -> Path | None:

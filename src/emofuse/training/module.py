@@ -10,9 +10,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from ..augment import SpecAugment, mixup
-from ..errors import EmofuseError
 from ..features import Normalize, model_args as feature_model_args
 from ..models import accepted_args, create_model, model_modalities
+from ..models.ssl_weighted import layer_mixers, require_layer_mixers
 
 # The batch fields a model receives, per modality, in the order exported graphs take them
 # (x: (B, T, F) raw features, lengths: (B,) frames; text: (B, L, D) token embeddings, text_lengths: (B,)).
@@ -119,9 +119,8 @@ class EmotionModule(L.LightningModule):
             sizes["text_dim"] = int(text_dim)
         self.model = create_model(model_name, n_classes=n, **sizes, **model_kwargs)
         self.layer_weights_lr = None if layer_weights_lr is None else float(layer_weights_lr)
-        if self.layer_weights_lr is not None and not self._layer_logits():
-            raise EmofuseError(f"train.layer_weights_lr={layer_weights_lr}: model {model_name!r} has no layer weights "
-                               "(only models over a multi-layer encoder's features do); set train.layer_weights_lr=null")
+        if self.layer_weights_lr is not None:
+            require_layer_mixers(self.model, model_name, layer_weights_lr)
         self.norm = Normalize(torch.zeros(n_mels) if mean is None else torch.tensor(mean),
                               torch.ones(n_mels) if std is None else torch.tensor(std))
         if hasattr(self.model, "bind_input_stats"):  # pretrained layers inside the model read the raw features
@@ -191,12 +190,6 @@ class EmotionModule(L.LightningModule):
             # which reads last.ckpt.
             checkpoint.pop("loops", None)
 
-    def _layer_logits(self) -> list[nn.Parameter]:
-        """The softmax logits of every ``LayerWeights`` in the model (empty for a model without)."""
-        from ..models.ssl_weighted import LayerWeights
-
-        return [m.logits for m in self.model.modules() if isinstance(m, LayerWeights)]
-
     def optimizer_groups(self) -> list[dict]:
         """AdamW parameter groups: a model's own (fine-tuned pretrained layers at their rate), and,
         with ``layer_weights_lr``, the layer logits apart at that rate without weight decay."""
@@ -204,10 +197,11 @@ class EmotionModule(L.LightningModule):
         groups = self.model.param_groups(lr) if hasattr(self.model, "param_groups") else [{"params": list(self.parameters())}]
         if self.layer_weights_lr is None:
             return groups
-        logits = {id(p) for p in self._layer_logits()}
-        groups = [{**g, "params": [p for p in g["params"] if id(p) not in logits]} for g in groups]
+        logits = [m.logits for m in layer_mixers(self.model)]
+        ids = {id(p) for p in logits}
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in ids]} for g in groups]
         groups = [g for g in groups if g["params"]]
-        return [*groups, {"params": self._layer_logits(), "lr": self.layer_weights_lr, "weight_decay": 0.0}]
+        return [*groups, {"params": logits, "lr": self.layer_weights_lr, "weight_decay": 0.0}]
 
     def configure_optimizers(self):
         hp = self.hparams
