@@ -97,6 +97,21 @@ def test_no_random_utterance_split_and_clear_errors():
         make_folds(df, scheme="speaker", n_folds=2, val_speakers=2)
 
 
+def test_default_validation_share_leaves_training_speakers_with_few_folds():
+    """cv.n_folds=2 (a smoke run, a quick ablation) with the default cv.val_speakers: "one fold's
+    worth" of validation speakers would be every training speaker, so the default is capped at half
+    of them; an explicit cv.val_speakers is taken as given."""
+    df = ravdess_like()
+    for k in (2, 3):
+        for f in make_folds(df, "ravdess", n_folds=k):
+            n_train = len(f.speakers["train"]) + len(f.speakers["val"])
+            assert 1 <= len(f.speakers["val"]) <= n_train // 2 and len(f.speakers["train"]) >= n_train // 2
+            assert audit_split(f, df)["passed"]
+    assert [len(f.speakers["val"]) for f in make_folds(df, "ravdess", n_folds=2)] == [6, 6]
+    assert [len(f.speakers["val"]) for f in make_folds(df, "ravdess", n_folds=2, val_speakers=10)] == [10, 10]
+    assert [len(f.speakers["val"]) for f in make_folds(ravdess_like(4, 2), scheme="speaker", n_folds=2)] == [1, 1]
+
+
 def test_folds_cli_writes_split_and_audit(synth_manifest, tmp_path):
     from emofuse.cli import main
 

@@ -160,7 +160,7 @@ def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds
             manifest), or ``auto``.
         n_folds: folds for the speaker scheme (default 6 for RAVDESS, else up to 5).
         val_speakers: training speakers moved to validation in each fold (default: about one
-            fold's worth, e.g. 2 on IEMOCAP, 4 on RAVDESS).
+            fold's worth, e.g. 2 on IEMOCAP, 4 on RAVDESS, and at most half of them).
         seed: fixes the speaker shuffles.
         test_corpus: leave_one_corpus_out: the one corpus to test on (default: each in turn).
     """
@@ -188,7 +188,10 @@ def make_folds(df: pd.DataFrame, corpus: str = "", scheme: str = "auto", n_folds
     folds = []
     for i, test_spk in enumerate(groups):
         train_spk = [s for s in all_speakers if s not in set(test_spk)]
-        n_val = val_speakers if val_speakers is not None else max(1, round(len(train_spk) / max(1, len(groups) - 1)))
+        # Default: one fold's worth of the training speakers, but never more than half of them
+        # (with 2 folds one fold's worth would be all of them).
+        n_val = val_speakers if val_speakers is not None else max(1, min(round(len(train_spk) / max(1, len(groups) - 1)),
+                                                                          len(train_spk) // 2))
         if n_val >= len(train_spk):
             raise EmofuseError(f"fold {i}: {n_val} validation speakers would leave no training speaker; lower cv.val_speakers")
         val_spk = _pick_val_speakers(train_spk, gender, n_val, seed * 1000 + i)
