@@ -35,3 +35,31 @@ def test_the_ssl_table_names_the_head_chosen_on_validation_not_on_test():
     # the last layer alone never meets a target set for every layer
     assert "not met" in _ssl_selected({"runs": [row("last", 0.8, 0.75, layers=False)]})
     assert _ssl_selected({"runs": [{**row("old", 0.7, 0.7), "val": None}]}) == ""  # rows recorded before validation was kept
+
+
+def test_the_audio_models_summary_ranks_names_missing_models_and_checks_the_target():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import _audio_models_summary, augment_ablation
+
+    def row(model, task, f1, ua):
+        return {"model": model, "task": task, "width": "cpu", "macro_f1": {"mean": f1, "std": 0.02}, "ua": {"mean": ua, "std": 0.03}}
+
+    text = _audio_models_summary({"runs": [row("cnn_bilstm", "RAVDESS 8-class", 0.62, 0.66), row("resnet18", "RAVDESS 8-class", 0.60, 0.61),
+                                           row("resnet18", "RAVDESS 4-class", 0.64, 0.64)]})
+    eight = next(line for line in text.splitlines() if line.startswith("RAVDESS 8"))
+    assert "`cnn_bilstm` 0.620 > `resnet18` 0.600" in eight and "not the study's order" in eight
+    assert "not in this record yet: `audio_transformer`" in eight
+    assert "Best UA 0.660 ± 0.030 (`cnn_bilstm`)" in eight and "0.65 is met" in eight
+    four = next(line for line in text.splitlines() if line.startswith("RAVDESS 4"))
+    assert "one model" in four and "`cnn_bilstm`, `audio_transformer`" in four and "target" not in four
+    in_order = _audio_models_summary({"runs": [row("resnet18", "RAVDESS 8-class", 0.6, 0.6), row("audio_transformer", "RAVDESS 8-class", 0.3, 0.3)]})
+    assert "(the study's order)" in in_order and "0.65 is not met" in in_order
+
+    def policy(name, f1, angry):
+        return {"policy": name, "folds": "6/6", "macro_f1": {"mean": f1, "std": 0.04}, "ua": {"mean": f1, "std": 0.04},
+                "wa": {"mean": f1, "std": 0.04}, "per_class_f1": {"angry": {"mean": angry}, "sad": {"mean": 0.5}}}
+
+    table = augment_ablation({"command": "c", "commit": "abc", "date": "d", "machine": "m",
+                              "runs": [policy("none", 0.60, 0.8), policy("class_differentiated", 0.45, 0.2)]})
+    assert "| class_differentiated | 6/6 | 0.450 ± 0.040 | -0.150 |" in table
+    assert "`class_differentiated` against none: Macro-F1 -0.150 (fold std of none 0.040); largest per-class falls: angry 0.80 -> 0.20" in table
