@@ -92,8 +92,8 @@ def timeline_rtf(rec: dict) -> str:
 
 
 def ravdess_ssl_layers(rec: dict) -> str:
-    lines = ["| model | training | Macro-F1 | UA | WA | validation Macro-F1 | best epochs | features: seconds / cache MB | learned layer weights (mean over folds) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | training | Macro-F1 | UA | WA | validation Macro-F1 | best epochs | CV wall (s, sum of folds) | features: seconds / cache MB | learned layer weights (mean over folds) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rec["runs"]:
         f = r["features"]
         w = r.get("layer_weights")
@@ -102,7 +102,7 @@ def ravdess_ssl_layers(rec: dict) -> str:
         best = "-".join(str(e) for e in (min(r["best_epochs"]), max(r["best_epochs"]))) if r.get("best_epochs") else "-"
         val = f"{r['val']['macro_f1']['mean']:.3f}" if r.get("val") else "-"
         lines.append(f"| `{r['model']}` | {r.get('settings', '')} | {_pm(r['macro_f1'])} | "
-                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {val} | {best} | {feat} | {weights} |")
+                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {val} | {best} | {r['wall_seconds']:.0f} | {feat} | {weights} |")
     settings = {r.get("settings"): " ".join(f"`{t}`" for t in r.get("training", [])) for r in rec["runs"]}
     return ("\n".join(lines) + "\n\n" + _ssl_selected(rec) + f"{rec['corpus']}; training settings: "
             + "; ".join(f"{k}: {v}" for k, v in settings.items()) + ". Layer 0 is the input of the first encoder layer, 4 the last layer's "
@@ -155,11 +155,17 @@ def _best_epochs(r: dict) -> str:
     return (f"{min(best)}-{max(best)}" + (f" of {epochs}" if epochs else "")) if best else "-"
 
 
+def _model_size(r: dict) -> str:
+    """The model overrides of a row ('cpu' width trims some models for the CPU), else the shipped size."""
+    trims = [o for o in str(r.get("settings", "")).split() if o.startswith("model.")]
+    return " ".join(f"`{o}`" for o in trims) or "shipped"
+
+
 def ravdess_audio_models(rec: dict) -> str:
-    lines = ["| task | model | width | folds | Macro-F1 | UA | WA | best epochs | train utt/s | wall (s, sum of folds) | per-class F1 |",
+    lines = ["| task | model | size | folds | Macro-F1 | UA | WA | best epochs | train utt/s | wall (s, sum of folds) | per-class F1 |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rec["runs"], key=lambda r: (r["task"], -r["macro_f1"]["mean"])):
-        lines.append(f"| {r['task']} | `{r['model']}` | {r.get('width', '')} | {r['folds']} | {_pm(r['macro_f1'])} | {_pm(r['ua'])} | "
+        lines.append(f"| {r['task']} | `{r['model']}` | {_model_size(r)} | {r['folds']} | {_pm(r['macro_f1'])} | {_pm(r['ua'])} | "
                      f"{_pm(r['wa'])} | {_best_epochs(r)} | {r['train_utt_per_s']:.0f} | {r['wall_seconds']:.0f} | {_f1s(r)} |")
     return "\n".join(lines) + "\n\n" + _audio_models_summary(rec) + _source(rec, "ravdess_audio_models") + "\n"
 
@@ -174,7 +180,7 @@ def _audio_models_summary(rec: dict) -> str:
         study = [m for m in STUDY_RANKING if m in models]
         order = "the study's order" if models[:len(study)] == study and len(study) > 1 else (
             "one model" if len(models) == 1 else "not the study's order (resnet18 > cnn_bilstm > audio_transformer)")
-        line = (f"{task}, {width} width: " + " > ".join(f"`{r['model']}` {r['macro_f1']['mean']:.3f}" for r in rows)
+        line = (f"{task}{', full width' if width == 'full' else ''}: " + " > ".join(f"`{r['model']}` {r['macro_f1']['mean']:.3f}" for r in rows)
                 + f" Macro-F1 ({order})")
         missing = [m for m in STUDY_RANKING if m not in models]
         if missing:
