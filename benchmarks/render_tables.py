@@ -102,7 +102,7 @@ def ravdess_ssl_layers(rec: dict) -> str:
         best = "-".join(str(e) for e in (min(r["best_epochs"]), max(r["best_epochs"]))) if r.get("best_epochs") else "-"
         val = f"{r['val']['macro_f1']['mean']:.3f}" if r.get("val") else "-"
         lines.append(f"| `{r['model']}` | {r.get('settings', '')} | {_pm(r['macro_f1'])} | "
-                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {val} | {best} | {r['wall_seconds']:.0f} | {feat} | {weights} |")
+                     f"{_pm(r['ua'])} | {_pm(r['wa'])} | {val} | {best} | {_seconds(r.get('wall_seconds'))} | {feat} | {weights} |")
     settings = {r.get("settings"): " ".join(f"`{t}`" for t in r.get("training", [])) for r in rec["runs"]}
     return ("\n".join(lines) + "\n\n" + _ssl_selected(rec) + f"{rec['corpus']}; training settings: "
             + "; ".join(f"{k}: {v}" for k, v in settings.items()) + ". Layer 0 is the input of the first encoder layer, 4 the last layer's "
@@ -137,6 +137,10 @@ def _source(rec: dict, name: str) -> str:
         commits = [*commits, f"folds trained at {', '.join(trained)}"]
     return (f"Record `benchmarks/results/{name}.json` (`{rec['command']}`; commit {', '.join(commits)}, "
             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}, {rec['machine']}).")
+
+
+def _seconds(s) -> str:
+    return f"{s:.0f}" if isinstance(s, (int, float)) else "-"
 
 
 def _f1s(r: dict) -> str:
@@ -178,7 +182,7 @@ def _audio_models_summary(rec: dict) -> str:
         rows = sorted((r for r in rec["runs"] if (r["task"], r.get("width")) == (task, width)), key=lambda r: -r["macro_f1"]["mean"])
         models = [r["model"] for r in rows]
         study = [m for m in STUDY_RANKING if m in models]
-        order = "the study's order" if models[:len(study)] == study and len(study) > 1 else (
+        order = "the study's order" if [m for m in models if m in STUDY_RANKING] == study and len(study) > 1 else (
             "one model" if len(models) == 1 else "not the study's order (resnet18 > cnn_bilstm > audio_transformer)")
         line = (f"{task}{', full width' if width == 'full' else ''}: " + " > ".join(f"`{r['model']}` {r['macro_f1']['mean']:.3f}" for r in rows)
                 + f" Macro-F1 ({order})")
@@ -216,7 +220,7 @@ def _augment_changes(rec: dict, base: dict | None) -> str:
                         if c in base["per_class_f1"]), key=lambda cv: cv[1])
         worst = ", ".join(f"{c} {base['per_class_f1'][c]['mean']:.2f} -> {r['per_class_f1'][c]['mean']:.2f}" for c, _ in moves[:2])
         out.append(f"`{r['policy']}` against none: Macro-F1 {r['macro_f1']['mean'] - base['macro_f1']['mean']:+.3f} "
-                   f"(fold std of none {base['macro_f1']['std']:.3f}); largest per-class falls: {worst}.")
+                   f"(fold std of none {base['macro_f1']['std']:.3f}); per-class F1, the two largest losses (or smallest gains): {worst}.")
     return "".join(line + "\n\n" for line in out)
 
 
