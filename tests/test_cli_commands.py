@@ -77,9 +77,10 @@ def _resume_argv(line: str) -> list[str]:
 
 
 def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_path):
+    EPOCHS = 40
     run = tmp_path / "run"
     args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
-            "train.max_epochs=10", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
+            f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     seen = []
@@ -89,8 +90,9 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
         if not line:
             break
         seen.append(line)
-        if "epoch 1/10" in line:  # the first epoch's line; its last.ckpt follows it (10 epochs: a loaded
-            # machine can starve this reader for seconds, and the run must still be training when the signal lands)
+        if f"epoch 1/{EPOCHS}" in line:  # the first epoch's line; its last.ckpt follows it. A loaded machine
+            # can starve this reader for many seconds (10 epochs once ended before the signal landed), and the
+            # run must still be training when it lands: EPOCHS tiny epochs leave tens of seconds.
             while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
                 time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
@@ -98,8 +100,8 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
     _, rest = proc.communicate(timeout=120)
     err = "".join(seen) + rest
     assert proc.returncode == 130, err[-3000:]
-    epoch_line = next(ln for ln in seen if "epoch 1/10" in ln)
-    assert epoch_line.startswith("fold 0 (1/1) epoch 1/10:") and "elapsed, ~" in epoch_line and "left" in epoch_line
+    epoch_line = next(ln for ln in seen if f"epoch 1/{EPOCHS}" in ln)
+    assert epoch_line.startswith(f"fold 0 (1/1) epoch 1/{EPOCHS}:") and "elapsed, ~" in epoch_line and "left" in epoch_line
     last = err.strip().splitlines()[-1]
     assert last.startswith("emofuse: interrupted during fold 0;") and "resume with: emofuse cv" in last, err[-2000:]
     assert sum(ln.startswith("emofuse:") for ln in err.splitlines()) == 1
@@ -109,7 +111,7 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
 
     done = subprocess.run(_resume_argv(last) + ["--verbose"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "fold 0: resuming from" in done.stderr and "epoch 10/10" in done.stderr
+    assert "fold 0: resuming from" in done.stderr and f"epoch {EPOCHS}/{EPOCHS}" in done.stderr
     assert "GPU available" in done.stderr  # --verbose gives Lightning's own lines back
     assert (run / "fold_0" / "metrics.json").is_file()
 
