@@ -183,7 +183,7 @@ def _audio_models_summary(rec: dict) -> str:
         models = [r["model"] for r in rows]
         study = [m for m in STUDY_RANKING if m in models]
         order = "the study's order" if [m for m in models if m in STUDY_RANKING] == study and len(study) > 1 else (
-            "one model" if len(models) == 1 else "not the study's order (resnet18 > cnn_bilstm > audio_transformer)")
+            "one model" if len(models) == 1 else f"not the study's order ({' > '.join(STUDY_RANKING)})")
         line = (f"{task}{', full width' if width == 'full' else ''}: " + " > ".join(f"`{r['model']}` {r['macro_f1']['mean']:.3f}" for r in rows)
                 + f" Macro-F1 ({order})")
         missing = [m for m in STUDY_RANKING if m not in models]
@@ -202,10 +202,14 @@ def augment_ablation(rec: dict) -> str:
     base = next((r for r in rec["runs"] if r["policy"] == "none"), None)
     lines = ["| policy | folds | Macro-F1 | Macro-F1 vs none | UA | WA | per-class F1 |", "|---|---|---|---|---|---|---|"]
     for r in rec["runs"]:
-        delta = f"{r['macro_f1']['mean'] - base['macro_f1']['mean']:+.3f}" if base and r is not base else "-"
+        delta = _f1_change(r, base) if base and r is not base else "-"
         lines.append(f"| {r['policy']} | {r['folds']} | {_pm(r['macro_f1'])} | {delta} | {_pm(r['ua'])} | {_pm(r['wa'])} | {_f1s(r)} |")
     return ("\n".join(lines) + "\n\n" + _augment_changes(rec, base) + _source(rec, "augment_ablation")
             + f" Noise: {rec.get('noise', '')}.\n")
+
+
+def _f1_change(r: dict, base: dict) -> str:
+    return f"{r['macro_f1']['mean'] - base['macro_f1']['mean']:+.3f}"
 
 
 def _augment_changes(rec: dict, base: dict | None) -> str:
@@ -219,7 +223,7 @@ def _augment_changes(rec: dict, base: dict | None) -> str:
         moves = sorted(((c, v["mean"] - base["per_class_f1"][c]["mean"]) for c, v in r["per_class_f1"].items()
                         if c in base["per_class_f1"]), key=lambda cv: cv[1])
         worst = ", ".join(f"{c} {base['per_class_f1'][c]['mean']:.2f} -> {r['per_class_f1'][c]['mean']:.2f}" for c, _ in moves[:2])
-        out.append(f"`{r['policy']}` against none: Macro-F1 {r['macro_f1']['mean'] - base['macro_f1']['mean']:+.3f} "
+        out.append(f"`{r['policy']}` against none: Macro-F1 {_f1_change(r, base)} "
                    f"(fold std of none {base['macro_f1']['std']:.3f}); per-class F1, the two largest losses (or smallest gains): {worst}.")
     return "".join(line + "\n\n" for line in out)
 
