@@ -125,9 +125,10 @@ def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[s
 
 def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
     """What a record keeps of one finished CV run: its config, headline metrics (mean, std and per
-    fold), per-class F1 (mean and per fold), the validation scores of the selected epochs (mean and
-    per fold), wall time, throughput, the commits the folds were trained at and the peak memory of
-    their training (this process's where the folds did not record it)."""
+    fold), per-class F1 (mean and per fold), the pooled confusion matrix, the validation scores of
+    the selected epochs (mean and per fold), wall time, throughput, the commits the folds were
+    trained at and the peak memory of their training (this process's where the folds did not
+    record it)."""
     import yaml
 
     run_dir = Path(run_dir)
@@ -153,6 +154,7 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
     return {"run": run, "model": summary.get("model"), "modalities": summary.get("modalities"),
             "classes": summary.get("classes"), "folds": f"{len(summary.get('folds_done', []))}/{summary.get('n_folds')}",
             **{k: summary[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
+            "confusion": summary.get("confusion"),  # pooled over folds; rows: true class, in "classes" order
             "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"])} for f in summary.get("per_fold", [])],
             # the validation speakers' scores of the selected epochs: what a recipe may be chosen on
             "val": {k: {"mean": float(np.mean([v[k] for v in val.values()])), "per_fold": [round(v[k], 4) for v in val.values()]}

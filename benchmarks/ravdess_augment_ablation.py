@@ -1,6 +1,7 @@
 """Benchmark: augmentation ablation for ResNet-18 on RAVDESS 8-class (the study's hypothesis H3).
 
-Policies none / uniform / class_differentiated (configs/augment/study.yaml), 6 speaker folds,
+Policies none / uniform / class_differentiated (configs/augment/study.yaml) and the study policy
+with its waveform effects only (class-dependent SpecAugment off), 6 speaker folds,
 the same CPU settings as ravdess_audio_models.py (width 32, 3 s crops, 20 epochs max, patience
 6). The "none" run is the very run folder of ravdess_audio_models.py (same config), so the two
 scripts share it. MUSAN is not available offline here: the happy class's environmental noise
@@ -8,8 +9,9 @@ comes from the synthetic MUSAN-layout bank of 'emofuse synth-noise' unless --noi
 
     python benchmarks/ravdess_augment_ablation.py
     python benchmarks/ravdess_augment_ablation.py --policies class_differentiated --noise-dir /data/musan
-Prints (and writes to bench_out/ravdess/augment_ablation.md) Macro-F1, UA, WA and per-class F1,
-mean and std over folds.
+Finished folds are kept, so a re-run resumes. Prints (and writes to bench_out/ravdess/augment_ablation.md)
+Macro-F1, UA, WA and per-class F1, mean and std over folds, and writes the record
+benchmarks/results/augment_ablation.json that the READMEs' table is rendered from.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
-    ap.add_argument("--policies", default="none,uniform,class_differentiated",
+    ap.add_argument("--policies", default="none,uniform,class_differentiated,class_differentiated_waveform_only",
                     help=f"none, uniform, class_differentiated and the ablation rows {', '.join(VARIANTS)}")
     ap.add_argument("--noise-dir", help="MUSAN-layout folder (default: a synthetic bank under --out)")
     ap.add_argument("--quick", action="store_true", help="a smoke run (2 folds, 1 epoch, 3 batches); writes no record")

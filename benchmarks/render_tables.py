@@ -200,10 +200,14 @@ def _audio_models_summary(rec: dict) -> str:
 
 def augment_ablation(rec: dict) -> str:
     base = next((r for r in rec["runs"] if r["policy"] == "none"), None)
-    lines = ["| policy | folds | Macro-F1 | Macro-F1 vs none | UA | WA | per-class F1 |", "|---|---|---|---|---|---|---|"]
+    lines = ["| policy | folds | Macro-F1 | Macro-F1 vs none | folds above none | UA | WA | per-class F1 | train utt/s | wall (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rec["runs"]:
-        delta = _f1_change(r, base) if base and r is not base else "-"
-        lines.append(f"| {r['policy']} | {r['folds']} | {_pm(r['macro_f1'])} | {delta} | {_pm(r['ua'])} | {_pm(r['wa'])} | {_f1s(r)} |")
+        delta, above = (_f1_change(r, base), _folds_above(r, base)) if base and r is not base else ("-", "-")
+        utt = f"{r['train_utt_per_s']:.0f}" if r.get("train_utt_per_s") else "-"
+        wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") else "-"
+        lines.append(f"| {r['policy']} | {r['folds']} | {_pm(r['macro_f1'])} | {delta} | {above} | {_pm(r['ua'])} | {_pm(r['wa'])} | "
+                     f"{_f1s(r)} | {utt} | {wall} |")
     return ("\n".join(lines) + "\n\n" + _augment_changes(rec, base) + _source(rec, "augment_ablation")
             + f" Noise: {rec.get('noise', '')}.\n")
 
@@ -212,8 +216,17 @@ def _f1_change(r: dict, base: dict) -> str:
     return f"{r['macro_f1']['mean'] - base['macro_f1']['mean']:+.3f}"
 
 
+def _folds_above(r: dict, base: dict) -> str:
+    """How many folds score a higher Macro-F1 than the same fold without augmentation (a paired count)."""
+    ours = {f["fold"]: f["macro_f1"] for f in r.get("per_fold") or []}
+    theirs = {f["fold"]: f["macro_f1"] for f in base.get("per_fold") or []}
+    shared = sorted(set(ours) & set(theirs))
+    return f"{sum(ours[k] > theirs[k] for k in shared)}/{len(shared)}" if shared else "-"
+
+
 def _augment_changes(rec: dict, base: dict | None) -> str:
-    """Per policy, the classes whose F1 (mean over folds) moves most against no augmentation."""
+    """Per policy, the classes whose F1 (mean over folds) moves most against no augmentation, and
+    where the test clips of the class that falls most go (pooled confusion, rows = true class)."""
     if base is None:
         return ""
     out = []
@@ -223,9 +236,23 @@ def _augment_changes(rec: dict, base: dict | None) -> str:
         moves = sorted(((c, v["mean"] - base["per_class_f1"][c]["mean"]) for c, v in r["per_class_f1"].items()
                         if c in base["per_class_f1"]), key=lambda cv: cv[1])
         worst = ", ".join(f"{c} {base['per_class_f1'][c]['mean']:.2f} -> {r['per_class_f1'][c]['mean']:.2f}" for c, _ in moves[:2])
-        out.append(f"`{r['policy']}` against none: Macro-F1 {_f1_change(r, base)} "
-                   f"(fold std of none {base['macro_f1']['std']:.3f}); per-class F1, the two largest losses (or smallest gains): {worst}.")
+        line = (f"`{r['policy']}` against none: Macro-F1 {_f1_change(r, base)} "
+                f"(fold std of none {base['macro_f1']['std']:.3f}); per-class F1, the two largest losses (or smallest gains): {worst}.")
+        if moves:
+            line += _where_it_goes(moves[0][0], r, base)
+        out.append(line)
     return "".join(line + "\n\n" for line in out)
+
+
+def _where_it_goes(cls: str, r: dict, base: dict) -> str:
+    """' <cls> test clips called <cls>: a of n (none: b of n); instead: x 30, y 10.' from the pooled confusions."""
+    if not (r.get("confusion") and base.get("confusion") and cls in (r.get("classes") or []) and r.get("classes") == base.get("classes")):
+        return ""
+    i = r["classes"].index(cls)
+    row, base_row = r["confusion"][i], base["confusion"][i]
+    instead = sorted(((c, n) for c, n in zip(r["classes"], row) if c != cls and n), key=lambda cn: -cn[1])[:3]
+    return (f" {cls} test clips called {cls}: {row[i]} of {sum(row)} (none: {base_row[i]} of {sum(base_row)})"
+            + (f"; instead: {', '.join(f'{c} {n}' for c, n in instead)}" if instead else "") + ".")
 
 
 def fusion_ablation(rec: dict) -> str:

@@ -67,3 +67,29 @@ def test_the_audio_models_summary_ranks_names_missing_models_and_checks_the_targ
                               "runs": [policy("none", 0.60, 0.8), policy("class_differentiated", 0.45, 0.2)]})
     assert "| class_differentiated | 6/6 | 0.450 ± 0.040 | -0.150 |" in table
     assert "`class_differentiated` against none: Macro-F1 -0.150 (fold std of none 0.040); per-class F1, the two largest losses (or smallest gains): angry 0.80 -> 0.20" in table
+
+
+def test_the_augmentation_table_pairs_folds_with_none_and_says_where_the_falling_class_goes():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import augment_ablation
+
+    classes = ["angry", "sad", "calm"]
+
+    def policy(name, fold_f1s, angry, confusion=None):
+        m = {"mean": sum(fold_f1s) / len(fold_f1s), "std": 0.04}
+        return {"policy": name, "folds": f"{len(fold_f1s)}/3", "macro_f1": m, "ua": m, "wa": m, "classes": classes,
+                "per_class_f1": {"angry": {"mean": angry}, "sad": {"mean": 0.5}, "calm": {"mean": 0.5}},
+                "per_fold": [{"fold": k, "macro_f1": f} for k, f in enumerate(fold_f1s)],
+                "train_utt_per_s": 40.0, "wall_seconds": 1234.4, **({"confusion": confusion} if confusion else {})}
+
+    none = policy("none", [0.6, 0.5, 0.7], 0.8, [[40, 5, 5], [5, 40, 5], [5, 5, 40]])
+    cd = policy("class_differentiated", [0.4, 0.55, 0.5], 0.2, [[10, 30, 10], [5, 40, 5], [5, 5, 40]])
+    table = augment_ablation({"command": "c", "commit": "abc", "date": "d", "machine": "m", "runs": [none, cd]})
+    row = next(line for line in table.splitlines() if line.startswith("| class_differentiated |"))
+    assert "| 1/3 |" in row  # one fold of three above none's same fold
+    assert "| 40 | 1234 |" in row  # throughput and wall
+    assert "angry test clips called angry: 10 of 50 (none: 40 of 50); instead: sad 30, calm 10" in table
+    # a record without confusion matrices or folds (older runs) still renders
+    bare = {k: v for k, v in cd.items() if k not in ("confusion", "per_fold", "train_utt_per_s", "wall_seconds")}
+    text = augment_ablation({"command": "c", "commit": "abc", "date": "d", "machine": "m", "runs": [none, bare]})
+    assert "| class_differentiated | 3/3 |" in text and "called angry" not in text
