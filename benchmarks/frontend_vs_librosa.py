@@ -21,13 +21,16 @@ and the largest difference between the two outputs.
 
 ``--format wav`` writes the files once as 16-bit WAV into a temporary folder (not timed), so
 both front ends decode WAV: what they cost on IEMOCAP, whose release is WAV.
+
+A run over the whole corpus writes its row of ``benchmarks/results/frontend_vs_librosa.json``
+(one row per format and worker count, merged), the record the READMEs' table is rendered
+from; ``--limit`` runs print only.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -35,8 +38,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import load_average, show_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
+TARGET = 5.0  # issue #7: the front end at least 5x librosa's clip-by-clip recipe
 
 
 def main() -> int:
@@ -53,13 +58,20 @@ def main() -> int:
     if not files:
         print(f"no RAVDESS audio under {args.ravdess}; pass --ravdess DIR", file=sys.stderr)
         return 2
+    workers = args.workers or os.cpu_count() or 1
     tmp = Path(tempfile.mkdtemp(prefix="emofuse_frontend_bench_"))
+    before = load_average()
     try:
         if args.format == "wav":
             files = to_wav(files, tmp / "wav")
-        measure(files, tmp, args.workers or os.cpu_count() or 1, args.repeats)
+        run = {"format": files[0].suffix[1:].lower(), "workers": workers, **measure(files, tmp, workers, args.repeats)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    record = {"command": "python benchmarks/frontend_vs_librosa.py [--format wav] [--workers 1] --repeats 5",
+              "corpus": "RAVDESS speech", "target_speedup": TARGET, "cores": os.cpu_count(),
+              "load_average": {"before": before, "after": load_average()}, "runs": [run]}
+    path = write_record("frontend_vs_librosa", record, quick=bool(args.limit), merge_on=("format", "workers"))
+    show_record("frontend_vs_librosa", path, record)
     return 0
 
 
@@ -76,11 +88,11 @@ def to_wav(files: list[Path], folder: Path) -> list[Path]:
     return out
 
 
-def measure(files: list[Path], tmp: Path, workers: int, repeats: int) -> None:
-    """Alternate the two front ends ``repeats`` times on ``files`` and print the table."""
+def measure(files: list[Path], tmp: Path, workers: int, repeats: int) -> dict:
+    """Alternate the two front ends ``repeats`` times on ``files``; their passes (s), decoding alone
+    (s, one process each way) and the largest difference between their outputs (dB)."""
     import librosa
     import soundfile as sf
-    import torch
 
     from emofuse.audio import read_audio
     from emofuse.features import FeatureStore, FrontendConfig
@@ -119,18 +131,9 @@ def measure(files: list[Path], tmp: Path, workers: int, repeats: int) -> None:
     diff = max(float(np.abs(np.asarray(store.get(k)).T - r[:, : store.frames(k)]).max()) for k, r in zip(keys, ref))
     t_decode = timed(lambda: [sf.read(str(f), dtype="float32") for f in files])
     t_decode_ours = timed(lambda: [read_audio(f, cfg.sample_rate) for f in files])
-    t_librosa_med, t_emofuse_med = float(np.median(t_librosa)), float(np.median(t_emofuse))
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, librosa {librosa.__version__}")
-    print(f"{len(files)} files ({files[0].suffix[1:].upper()}), {seconds / 60:.1f} min of audio")
-    print("| front end | wall (s) | audio s per s |\n|---|---|---|")
-    print(f"| librosa load + melspectrogram + power_to_db, clip by clip | {t_librosa_med:.2f} | {seconds / t_librosa_med:.0f} |")
-    print(f"| emofuse FeatureStore.ensure ({workers} worker processes, into memory-mapped shards) | {t_emofuse_med:.2f} | "
-          f"{seconds / t_emofuse_med:.0f} |")
-    print(f"| (decoding alone, libsndfile through soundfile as librosa does, one process) | {t_decode:.2f} | {seconds / t_decode:.0f} |")
-    print(f"| (decoding alone, emofuse's read_audio, one process) | {t_decode_ours:.2f} | {seconds / t_decode_ours:.0f} |")
-    print(f"\npasses (s): librosa {' '.join(f'{t:.2f}' for t in t_librosa)}; emofuse {' '.join(f'{t:.2f}' for t in t_emofuse)}")
-    print(f"speed-up: {t_librosa_med / t_emofuse_med:.1f}x of the medians, {min(t_librosa) / min(t_emofuse):.1f}x of the best passes "
-          f"(target >= 5x); largest difference: {diff:.2e} dB")
+    return {"files": len(files), "audio_seconds": round(seconds, 1), "repeats": repeats, "librosa_version": librosa.__version__,
+            "librosa_passes_s": [round(t, 3) for t in t_librosa], "emofuse_passes_s": [round(t, 3) for t in t_emofuse],
+            "decode_soundfile_s": round(t_decode, 3), "decode_emofuse_s": round(t_decode_ours, 3), "max_diff_db": diff}
 
 
 if __name__ == "__main__":

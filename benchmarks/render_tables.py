@@ -79,6 +79,34 @@ def serve_load(rec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def frontend_vs_librosa(rec: dict) -> str:
+    """One row per audio format and worker count: medians of the alternating passes, their ratio
+    (what the target is judged on) and the ratio of the best passes (least interference)."""
+    import statistics
+
+    lines = ["| audio | emofuse workers | files (audio) | librosa, median pass (s) | emofuse, median pass (s) | speed-up (medians) "
+             "| speed-up (best passes) | emofuse audio s per s | decoding alone, soundfile / emofuse (s) | largest difference (dB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for r in rec["runs"]:
+        lib, ours = statistics.median(r["librosa_passes_s"]), statistics.median(r["emofuse_passes_s"])
+        ratio = lib / ours
+        lines.append(f"| {r['format'].upper()} | {r['workers']} | {r['files']:,} ({r['audio_seconds'] / 60:.1f} min) | {lib:.2f} | "
+                     f"{ours:.2f} | {ratio:.1f}x | {min(r['librosa_passes_s']) / min(r['emofuse_passes_s']):.1f}x | "
+                     f"{r['audio_seconds'] / ours:,.0f} | {r['decode_soundfile_s']:.2f} / {r['decode_emofuse_s']:.2f} | "
+                     f"{r['max_diff_db']:.1e} |")
+        verdicts.append((ratio >= rec["target_speedup"], f"{r['format'].upper()} with {r['workers']} worker{'s' * (r['workers'] > 1)}"))
+    met = [v for ok, v in verdicts if ok]
+    missed = [v for ok, v in verdicts if not ok]
+    verdict = "; ".join(part for part in (f"met on {', '.join(met)}" if met else "", f"not met on {', '.join(missed)}" if missed else "") if part)
+    passes = "; ".join(f"{r['format'].upper()}, {r['workers']} workers: librosa {' '.join(f'{t:.2f}' for t in r['librosa_passes_s'])}, "
+                       f"emofuse {' '.join(f'{t:.2f}' for t in r['emofuse_passes_s'])}" for r in rec["runs"])
+    la = rec["load_average"]
+    return ("\n".join(lines) + f"\n\nSpeed-up target >= {rec['target_speedup']:g}x: {verdict}. Passes (s), alternating in one process: "
+            f"{passes}. librosa {rec['runs'][0]['librosa_version']}; 1-minute load average {la['before'][0]:g} before, "
+            f"{la['after'][0]:g} after on {rec['cores']} cores. " + _source(rec, "frontend_vs_librosa") + "\n")
+
+
 def timeline_rtf(rec: dict) -> str:
     lines = ["| audio | speech segments | processing time | real-time factor | peak memory (before the file) |",
              "|---|---|---|---|---|",
@@ -315,7 +343,7 @@ def ravdess_recipe8(rec: dict) -> str:
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
-             "serve_load": serve_load, "timeline_rtf": timeline_rtf, "cross_corpus": cross_corpus}
+             "serve_load": serve_load, "timeline_rtf": timeline_rtf, "frontend_vs_librosa": frontend_vs_librosa, "cross_corpus": cross_corpus}
 
 
 def render(text: str) -> str:
