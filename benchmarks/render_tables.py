@@ -107,6 +107,19 @@ def frontend_vs_librosa(rec: dict) -> str:
             f"{la['after'][0]:g} after on {rec['cores']} cores. " + _source(rec, "frontend_vs_librosa") + "\n")
 
 
+def train_throughput(rec: dict) -> str:
+    lines = ["| model | device | precision | batch | train utt/s | ms per step | data wait | largest batch of 8 s clips |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        lines.append(f"| `{r['model']}` | {r['device']} | {r['precision']} | {r['batch']} | {r['utt_per_s']:,.1f} | "
+                     f"{1000 * r['batch'] / r['utt_per_s']:,.0f} | {100 * r['data_wait']:.1f}% | {r.get('largest_batch_8s', '-')} |")
+    la = rec["load_average"]
+    return ("\n".join(lines) + f"\n\n{rec['corpus']}; {rec['steps_per_epoch']} training steps x {rec['epochs']} epochs per model "
+            f"through `train_fold`, {rec['threads']} torch threads. Data wait: the share of training wall time between one step's "
+            f"end and the next step's start (loading, collation, copy). 1-minute load average {la['before'][0]:g} before, "
+            f"{la['after'][0]:g} after. " + _source(rec, "train_throughput") + "\n")
+
+
 def timeline_rtf(rec: dict) -> str:
     lines = ["| audio | speech segments | processing time | real-time factor | peak memory (before the file) |",
              "|---|---|---|---|---|",
@@ -343,7 +356,8 @@ def ravdess_recipe8(rec: dict) -> str:
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
-             "serve_load": serve_load, "timeline_rtf": timeline_rtf, "frontend_vs_librosa": frontend_vs_librosa, "cross_corpus": cross_corpus}
+             "serve_load": serve_load, "timeline_rtf": timeline_rtf, "frontend_vs_librosa": frontend_vs_librosa,
+             "train_throughput": train_throughput, "cross_corpus": cross_corpus}
 
 
 def render(text: str) -> str:

@@ -12,6 +12,10 @@ On a CUDA machine it also finds, per audio model, the largest batch of 8 s clips
 
     python benchmarks/train_throughput.py
     python benchmarks/train_throughput.py --models resnet18,cnn_bilstm --batches 30
+
+Writes ``benchmarks/results/train_throughput.json`` (one row per model, precision and device,
+merged, so ``--models resnet18`` re-measures that row and a GPU run adds its rows beside the
+CPU's), the record the READMEs' table is rendered from; a ``--manifest`` run prints only.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from _common import machine as describe_machine, ravdess_manifest
+from _common import load_average, ravdess_manifest, show_record, write_record
 from emofuse.config import load_config
 from emofuse.models import create_model, list_models, model_modalities
 from emofuse.training.run import open_run, train_fold
@@ -96,23 +100,20 @@ def main() -> int:
         print("whisper_mlp skipped: the pretrained extra is not installed", file=sys.stderr)
         models.remove("whisper_mlp")
     cuda = torch.cuda.is_available()
-    rows = []
+    device = torch.cuda.get_device_name(0) if cuda else "CPU"
+    before, rows = load_average(), []
     for model in models:
         for precision in (["32-true", "bf16-mixed"] if cuda else ["32-true"]):
-            r = cpu_gpu_throughput(model, manifest, out / "cache", args.batches, args.epochs, precision)
-            if cuda and precision == "32-true" and "audio" in model_modalities(model) and model_modalities(model) == ("audio",):
+            r = {"device": device, **cpu_gpu_throughput(model, manifest, out / "cache", args.batches, args.epochs, precision)}
+            if cuda and precision == "32-true" and model_modalities(model) == ("audio",):
                 r["largest_batch_8s"] = largest_batch(model)
             rows.append(r)
             print(json.dumps(r), file=sys.stderr)
-    lines = [f"Machine: {describe_machine()}", "",
-             "| model | precision | batch | train utt/s | data wait | largest batch of 8 s clips |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['precision']} | {r['batch']} | {r['utt_per_s']:.1f} | {100 * r['data_wait']:.1f}% | "
-                     f"{r.get('largest_batch_8s', 'n/a (no GPU)' if not cuda else '')} |")
-    text = "\n".join(lines) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_throughput.md").write_text(text)
-    print(text)
+    record = {"command": "python benchmarks/train_throughput.py", "corpus": f"{'manifest ' + args.manifest if args.manifest else 'RAVDESS 8-class'}, fold 0, shipped model configs",
+              "steps_per_epoch": args.batches, "epochs": args.epochs, "threads": torch.get_num_threads(),
+              "load_average": {"before": before, "after": load_average()}, "runs": rows}
+    path = write_record("train_throughput", record, quick=bool(args.manifest), merge_on=("model", "precision", "device"))
+    show_record("train_throughput", path, record)
     return 0
 
 

@@ -113,3 +113,17 @@ def test_the_front_end_table_gives_medians_best_passes_and_the_target():
     wav = next(line for line in table.splitlines() if line.startswith("| WAV"))
     assert "| 5.2x | 6.0x |" in wav  # the target is judged on the medians
     assert "target >= 5x: met on WAV with 2 workers; not met on FLAC with 2 workers" in table
+
+
+def test_the_throughput_table_gives_step_time_and_keeps_cpu_and_gpu_rows_apart():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import train_throughput
+
+    rec = {"command": "c", "commit": "abc", "date": "d", "machine": "m", "corpus": "RAVDESS 8-class, fold 0", "steps_per_epoch": 15,
+           "epochs": 2, "threads": 1, "load_average": {"before": [1.0], "after": [1.1]},
+           "runs": [{"model": "resnet18", "device": "CPU", "precision": "32-true", "batch": 32, "utt_per_s": 16.0, "data_wait": 0.001},
+                    {"model": "resnet18", "device": "NVIDIA H100", "precision": "bf16-mixed", "batch": 32, "utt_per_s": 3200.0,
+                     "data_wait": 0.2, "largest_batch_8s": 1024}]}
+    table = train_throughput(rec)
+    assert "| `resnet18` | CPU | 32-true | 32 | 16.0 | 2,000 | 0.1% | - |" in table
+    assert "| `resnet18` | NVIDIA H100 | bf16-mixed | 32 | 3,200.0 | 10 | 20.0% | 1024 |" in table
