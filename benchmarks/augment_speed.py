@@ -7,6 +7,8 @@ throughput (utterances/s, share of step time waiting on data) of both runs, and 
 
     python benchmarks/augment_speed.py                 # needs ../shared/data/ravdess
     python benchmarks/augment_speed.py --epochs 3 --variants 4
+
+Writes ``benchmarks/results/augment_speed.json``, the record the READMEs' table is rendered from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import machine as describe_machine, noise_bank, ravdess_manifest
+from _common import load_average, noise_bank, ravdess_manifest, show_record, write_record
 from emofuse.config import load_config
 from emofuse.training.run import fold_augment, open_run, train_fold
 
@@ -38,7 +40,7 @@ def main() -> int:
     noise = noise_bank(out / "noise")
     common = [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", f"train.max_epochs={args.epochs}",
               "train.early_stopping_patience=null", "data.crop_seconds=3.0", "model.base_channels=32"]
-    rows = {}
+    rows, before = {}, load_average()
     for policy in ("none", "class_differentiated"):
         run_dir = out / "runs" / policy
         shutil.rmtree(run_dir, ignore_errors=True)  # a fresh fold each time: throughput, not resuming
@@ -58,18 +60,12 @@ def main() -> int:
         rows[policy] = {"fold_seconds": time.time() - t0, "utt_per_s": result["train_utt_per_s"],
                         "wait": result.get("data_wait_fraction"), "render_s": render_s,
                         "train_items": len(ctx.folds[0].train), "rendered": rendered if policy != "none" else 0}
-    render = out / "cache"
-    machine = describe_machine()
-    off, on = rows["none"], rows["class_differentiated"]
-    print(f"\nMachine: {machine}; RAVDESS 8-class fold 0, resnet18 width 32, {args.epochs} epochs, {args.variants} variants")
-    print("| augmentation | train utt/s | data wait | fold wall (s) | one-off rendering (s) |\n|---|---|---|---|---|")
-    for name, r in rows.items():
-        wait = f"{100 * r['wait']:.1f}%" if r["wait"] is not None else "n/a"
-        print(f"| {name} | {r['utt_per_s']:.1f} | {wait} | {r['fold_seconds']:.0f} | {r['render_s']:.0f} |")
-    print(f"\nslowdown of training throughput (off / on): {off['utt_per_s'] / on['utt_per_s']:.2f}x (target < 1.5x)")
-    print(f"rendering: {on['render_s']:.0f} s once for {on['rendered']} of {on['train_items']} training items (the classes "
-          f"with waveform effects) x {args.variants} variants ({on['render_s'] / max(1, on['rendered']):.3f} s per item); "
-          f"cached in {render} for later folds and runs")
+    record = {"command": "python benchmarks/augment_speed.py", "corpus": "RAVDESS 8-class, fold 0",
+              "model": "resnet18, width 32, 3 s crops", "epochs": args.epochs, "variants": args.variants, "target_slowdown": 1.5,
+              "load_average": {"before": before, "after": load_average()},
+              "runs": [{"policy": name, **{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}}
+                       for name, r in rows.items()]}
+    show_record("augment_speed", write_record("augment_speed", record), record)
     return 0
 
 

@@ -120,6 +120,23 @@ def train_throughput(rec: dict) -> str:
             f"{la['after'][0]:g} after. " + _source(rec, "train_throughput") + "\n")
 
 
+def augment_speed(rec: dict) -> str:
+    lines = ["| augmentation | train utt/s | data wait | fold wall (s) | one-off rendering (s) | items rendered |", "|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        wait = f"{100 * r['wait']:.1f}%" if r.get("wait") is not None else "-"
+        lines.append(f"| {r['policy']} | {r['utt_per_s']:.1f} | {wait} | {r['fold_seconds']:.0f} | {r['render_s']:.0f} | "
+                     f"{r['rendered']} of {r['train_items']} |")
+    off, on = rec["runs"][0], rec["runs"][-1]
+    slowdown = off["utt_per_s"] / on["utt_per_s"]
+    met = "met" if slowdown < rec["target_slowdown"] else "not met"
+    la = rec["load_average"]
+    return ("\n".join(lines) + f"\n\n**Training slowdown with `{on['policy']}`: {slowdown:.2f}x** (target < {rec['target_slowdown']:g}x: "
+            f"{met}). Rendering is paid once: {on['render_s']:.0f} s for {rec['variants']} variants of the {on['rendered']} training "
+            f"items whose classes have waveform effects, cached for later folds and runs. {rec['corpus']}, {rec['model']}, "
+            f"{rec['epochs']} epochs. 1-minute load average {la['before'][0]:g} before, {la['after'][0]:g} after. "
+            + _source(rec, "augment_speed") + "\n")
+
+
 def timeline_rtf(rec: dict) -> str:
     lines = ["| audio | speech segments | processing time | real-time factor | peak memory (before the file) |",
              "|---|---|---|---|---|",
@@ -357,7 +374,7 @@ RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": r
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
              "serve_load": serve_load, "timeline_rtf": timeline_rtf, "frontend_vs_librosa": frontend_vs_librosa,
-             "train_throughput": train_throughput, "cross_corpus": cross_corpus}
+             "train_throughput": train_throughput, "augment_speed": augment_speed, "cross_corpus": cross_corpus}
 
 
 def render(text: str) -> str:

@@ -127,3 +127,21 @@ def test_the_throughput_table_gives_step_time_and_keeps_cpu_and_gpu_rows_apart()
     table = train_throughput(rec)
     assert "| `resnet18` | CPU | 32-true | 32 | 16.0 | 2,000 | 0.1% | - |" in table
     assert "| `resnet18` | NVIDIA H100 | bf16-mixed | 32 | 3,200.0 | 10 | 20.0% | 1024 |" in table
+
+
+def test_the_augmentation_speed_table_judges_the_slowdown():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import augment_speed
+
+    def run(policy, utt, render, rendered):
+        return {"policy": policy, "fold_seconds": 65.2, "utt_per_s": utt, "wait": 0.004, "render_s": render, "train_items": 960,
+                "rendered": rendered}
+
+    rec = {"command": "c", "commit": "abc", "date": "d", "machine": "m", "corpus": "RAVDESS 8-class, fold 0", "model": "resnet18",
+           "epochs": 3, "variants": 4, "target_slowdown": 1.5, "load_average": {"before": [1.0], "after": [1.0]},
+           "runs": [run("none", 52.0, 0.0, 0), run("class_differentiated", 40.0, 47.2, 448)]}
+    text = augment_speed(rec)
+    assert "| class_differentiated | 40.0 | 0.4% | 65 | 47 | 448 of 960 |" in text
+    assert "slowdown with `class_differentiated`: 1.30x** (target < 1.5x: met)" in text
+    slow = augment_speed({**rec, "runs": [rec["runs"][0], run("class_differentiated", 30.0, 47.2, 448)]})
+    assert "1.73x** (target < 1.5x: not met)" in slow
