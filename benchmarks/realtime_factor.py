@@ -8,17 +8,19 @@ is timed separately).
 
     python benchmarks/realtime_factor.py
     python benchmarks/realtime_factor.py --seconds 4 --repeats 20 --threads 1
+
+Writes ``benchmarks/results/realtime_factor.json``, the record the READMEs' table is rendered from.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 import torch
 
+from _common import load_average, show_record, write_record
 from emofuse.config import load_config
 from emofuse.features import FrontendConfig, LogMel
 from emofuse.models import list_models, model_modalities
@@ -38,9 +40,7 @@ def main() -> int:
     wave = torch.from_numpy(_voice(np.random.default_rng(0), sr, args.seconds, 180.0, 0.1, 0.8, 4.0, 0.6, 0.04))[None]
     frontend = LogMel(FrontendConfig())
     text = torch.randn(1, 12, 384)
-    print(f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, CPU; "
-          f"{args.seconds:.0f} s clip, batch 1, mean of {args.repeats}")
-    print("| model | parameters | RTF (compute s / audio s) | ms per clip |\n|---|---|---|---|")
+    before, rows = load_average(), []
     for name in list_models():
         cfg = load_config(name)["model"]
         cfg.pop("name")
@@ -64,7 +64,7 @@ def main() -> int:
         for _ in range(args.repeats):
             once()
         dt = (time.perf_counter() - t0) / args.repeats
-        print(f"| {name} | {params / 1e6:.2f}M | {dt / args.seconds:.4f} | {dt * 1000:.1f} |")
+        rows.append({"model": name, "parameters": params, "seconds_per_clip": round(dt, 5)})
     from emofuse.text import TextEncoder
 
     enc = TextEncoder()
@@ -72,7 +72,11 @@ def main() -> int:
     t0 = time.perf_counter()
     for _ in range(args.repeats):
         enc.encode(["I can't believe you did that, it is completely unacceptable."])
-    print(f"\ntext encoder (all-MiniLM-L6-v2, once per transcript): {(time.perf_counter() - t0) / args.repeats * 1000:.1f} ms")
+    record = {"command": "python benchmarks/realtime_factor.py --threads 1", "clip_seconds": args.seconds, "repeats": args.repeats,
+              "threads": torch.get_num_threads(), "text_encoder": "all-MiniLM-L6-v2",
+              "text_encoder_ms": round((time.perf_counter() - t0) / args.repeats * 1000, 2),
+              "load_average": {"before": before, "after": load_average()}, "runs": rows}
+    show_record("realtime_factor", write_record("realtime_factor", record), record)
     return 0
 
 

@@ -137,6 +137,30 @@ def augment_speed(rec: dict) -> str:
             + _source(rec, "augment_speed") + "\n")
 
 
+def realtime_factor(rec: dict) -> str:
+    lines = ["| model | parameters | RTF (compute s / audio s) | ms per clip |", "|---|---|---|---|"]
+    for r in rec["runs"]:
+        lines.append(f"| `{r['model']}` | {r['parameters'] / 1e6:.2f}M | {r['seconds_per_clip'] / rec['clip_seconds']:.4f} | "
+                     f"{1000 * r['seconds_per_clip']:.1f} |")
+    la = rec["load_average"]
+    return ("\n".join(lines) + f"\n\nShipped model sizes, untrained weights, one {rec['clip_seconds']:g} s clip, batch 1: log-mel front "
+            f"end + model + softmax, mean of {rec['repeats']} after a warm-up, {rec['threads']} torch thread(s). The frozen text encoder "
+            f"({rec['text_encoder']}) adds {rec['text_encoder_ms']:.1f} ms once per transcript. 1-minute load average "
+            f"{la['before'][0]:g} before, {la['after'][0]:g} after. " + _source(rec, "realtime_factor") + "\n")
+
+
+def scale_iemocap_size(rec: dict) -> str:
+    lines = ["| step | wall (s) | peak memory, process tree PSS (MiB) |", "|---|---|---|"]
+    lines += [f"| {s['step']} | {s['wall_s']:.0f} | {s['peak_mib']:,} |" for s in rec["steps"]]
+    audio_s = rec["hours"] * 3600
+    feats = next((s for s in rec["steps"] if s["step"] == "features"), None)
+    speed = f" Features ran at {audio_s / feats['wall_s']:,.0f} s of audio per second." if feats else ""
+    return ("\n".join(lines) + f"\n\n{rec['utterances_written']:,} clips written, {rec['manifest_rows']:,} in the 4-class manifest "
+            f"(IEMOCAP: 5,531), {rec['hours']:.2f} h; all its waveforms as float32 would take {rec['waveforms_gib']:.2f} GiB.{speed} "
+            f"One epoch's leave-one-session-out Macro-F1: {_pm(rec['cv_macro_f1'])}. 1-minute load average {rec['load_average'][0]:g} "
+            f"after, on {rec['cores']} cores. " + _source(rec, "scale_iemocap_size") + "\n")
+
+
 def timeline_rtf(rec: dict) -> str:
     lines = ["| audio | speech segments | processing time | real-time factor | peak memory (before the file) |",
              "|---|---|---|---|---|",
@@ -374,7 +398,8 @@ RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": r
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
              "serve_load": serve_load, "timeline_rtf": timeline_rtf, "frontend_vs_librosa": frontend_vs_librosa,
-             "train_throughput": train_throughput, "augment_speed": augment_speed, "cross_corpus": cross_corpus}
+             "train_throughput": train_throughput, "augment_speed": augment_speed,
+             "realtime_factor": realtime_factor, "scale_iemocap_size": scale_iemocap_size, "cross_corpus": cross_corpus}
 
 
 def render(text: str) -> str:

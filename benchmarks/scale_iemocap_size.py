@@ -8,8 +8,10 @@ proportional resident memory (PSS) of the whole process tree (worker processes i
 pipeline never holds the corpus's waveforms in memory at once.
 
     python benchmarks/scale_iemocap_size.py                   # ~7 h corpus under bench_out/scale
-    python benchmarks/scale_iemocap_size.py --per-class 20    # a quick look
+    python benchmarks/scale_iemocap_size.py --per-class 20    # a quick look (prints, writes no record)
 The CV epoch uses resnet18 at width 32 with 3 s crops (the RAVDESS benchmark's CPU setting).
+The full-size run writes ``benchmarks/results/scale_iemocap_size.json``, the record the READMEs'
+table is rendered from.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import machine as describe_machine, run_step
+from _common import load_average, run_step, show_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,16 +49,12 @@ def main() -> int:
                                                     "--out", str(run), "--overwrite"]))
     meta = json.loads((manifest / "prepare.json").read_text())
     wave_gib = meta["hours"] * 3600 * 16000 * 4 / 2**30
-    lines = [f"Machine: {describe_machine()}, {os.cpu_count()} cores",
-             f"Corpus: {info['utterances']} utterances written, {meta['rows']} in the 4-class manifest, "
-             f"{meta['hours']:.2f} h; all its waveforms as float32 would take {wave_gib:.2f} GiB", "",
-             "| step | wall (s) | peak memory, process tree PSS (MiB) |", "|---|---|---|"]
-    lines += [f"| {s['step']} | {s['wall_s']:.0f} | {s['peak_mib']} |" for s in steps]
-    text = "\n".join(lines) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.md").write_text(text)
-    (out / "scale.json").write_text(json.dumps(steps, indent=2))
-    print(text)
+    summary = json.loads((run / "summary.json").read_text())
+    record = {"command": "python benchmarks/scale_iemocap_size.py", "cores": os.cpu_count(), "per_class": args.per_class,
+              "utterances_written": info["utterances"], "manifest_rows": meta["rows"], "hours": round(meta["hours"], 3),
+              "waveforms_gib": round(wave_gib, 3), "cv_macro_f1": summary["macro_f1"], "load_average": load_average(),
+              "steps": [{k: v for k, v in step.items() if k != "output"} for step in steps]}
+    show_record("scale_iemocap_size", write_record("scale_iemocap_size", record, quick=args.per_class != 138), record)
     return 0
 
 

@@ -145,3 +145,18 @@ def test_the_augmentation_speed_table_judges_the_slowdown():
     assert "slowdown with `class_differentiated`: 1.30x** (target < 1.5x: met)" in text
     slow = augment_speed({**rec, "runs": [rec["runs"][0], run("class_differentiated", 30.0, 47.2, 448)]})
     assert "1.73x** (target < 1.5x: not met)" in slow
+
+
+def test_the_realtime_and_scale_tables_render_from_their_records():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import realtime_factor, scale_iemocap_size
+
+    stamp = {"command": "c", "commit": "abc", "date": "d", "machine": "m"}
+    rtf = realtime_factor({**stamp, "clip_seconds": 8.0, "repeats": 5, "threads": 1, "text_encoder": "all-MiniLM-L6-v2",
+                           "text_encoder_ms": 40.5, "load_average": {"before": [1.0], "after": [1.0]},
+                           "runs": [{"model": "resnet18", "parameters": 11_170_000, "seconds_per_clip": 0.129}]})
+    assert "| `resnet18` | 11.17M | 0.0161 | 129.0 |" in rtf and "adds 40.5 ms" in rtf
+    scale = scale_iemocap_size({**stamp, "cores": 2, "per_class": 138, "utterances_written": 6070, "manifest_rows": 5520, "hours": 6.89,
+                                "waveforms_gib": 1.48, "cv_macro_f1": {"mean": 0.642, "std": 0.098}, "load_average": [1.0, 1.0, 1.0],
+                                "steps": [{"step": "features", "wall_s": 14.0, "peak_mib": 760}]})
+    assert "| features | 14 | 760 |" in scale and "1,772 s of audio per second" in scale and "0.642 ± 0.098" in scale
