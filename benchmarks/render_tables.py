@@ -6,7 +6,9 @@ A table block in README.md or benchmarks/README.md looks like::
     ...generated...
     <!-- /table -->
 
-and is regenerated from ``benchmarks/results/<name>.json`` by the renderer of that name below.
+and is regenerated from ``benchmarks/results/<name>.json`` by the renderer of that name below;
+``<!-- table: name:line -->`` renders the same record through the renderer ``name:line`` (the
+main README's one-line summaries).
 ``python benchmarks/render_tables.py`` rewrites every block; ``--check`` only says which differ
 (the test suite runs the check, so a table and its record cannot disagree).
 """
@@ -22,7 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DOCS = [REPO / "README.md", REPO / "benchmarks" / "README.md"]
-BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+# NAME or NAME:VARIANT (a second rendering of the same record, e.g. the README's one-line summary)
+BLOCK = re.compile(r"(<!-- table: (?P<name>[\w:-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
 def _pm(m: dict) -> str:
@@ -394,12 +397,77 @@ def ravdess_recipe8(rec: dict) -> str:
     return "\n".join(lines) + f"\n\nTarget: {rec['target']}. " + _source(rec, "ravdess_recipe8") + "\n"
 
 
+def _median(xs: list[float]) -> float:
+    import statistics
+
+    return statistics.median(xs)
+
+
+def _date(rec: dict) -> str:
+    """The day the newest row of a record was measured."""
+    return max([r.get("date", rec["date"]) for r in rec.get("runs", [])] or [rec["date"]])
+
+
+def frontend_line(rec: dict) -> str:
+    parts = []
+    for r in rec["runs"]:
+        lib, ours = _median(r["librosa_passes_s"]), _median(r["emofuse_passes_s"])
+        parts.append(f"**{lib / ours:.1f}x** on {r['format'].upper()} with {r['workers']} worker{'s' * (r['workers'] > 1)} "
+                     f"({ours:.2f} s vs {lib:.2f} s, median passes)")
+    met = all(_median(r["librosa_passes_s"]) / _median(r["emofuse_passes_s"]) >= rec["target_speedup"] for r in rec["runs"])
+    return (f"- Front end vs librosa clip by clip, all {rec['runs'][0]['files']:,} RAVDESS files: " + "; ".join(parts)
+            + f"; target {rec['target_speedup']:g}x: {'met' if met else 'not met'} ({_date(rec)}).\n")
+
+
+def throughput_line(rec: dict) -> str:
+    rows = [r for r in rec["runs"] if r["device"] == "CPU" and r["precision"] == "32-true"]
+    step_ms = {r["model"]: 1000 * r["batch"] / r["utt_per_s"] for r in rows}
+    heavy = [r for r in rows if step_ms[r["model"]] >= 100]
+    light = [r for r in rows if step_ms[r["model"]] < 100]
+    wait = (f"data wait at most {100 * max(r['data_wait'] for r in heavy):.1f}% of training time for every model whose step takes "
+            f"100 ms or more" if heavy else "")
+    small = "; ".join(f"`{r['model']}` {100 * r['data_wait']:.1f}% of a {step_ms[r['model']]:.0f} ms step" for r in light)
+    return (f"- Training on CPU ({rec['threads']} thread(s), shipped sizes): " + ", ".join(f"`{r['model']}` {r['utt_per_s']:,.1f} utt/s" for r in rows)
+            + f"; {wait}" + (f" ({small})" if small else "") + f" ({_date(rec)}).\n")
+
+
+def augment_speed_line(rec: dict) -> str:
+    off, on = rec["runs"][0], rec["runs"][-1]
+    slowdown = off["utt_per_s"] / on["utt_per_s"]
+    return (f"- Augmentation (`{on['policy']}`): **{slowdown:.2f}x** training slowdown (target < {rec['target_slowdown']:g}x: "
+            f"{'met' if slowdown < rec['target_slowdown'] else 'not met'}); the waveform variants are rendered once "
+            f"({on['render_s']:.0f} s) ({_date(rec)}).\n")
+
+
+def scale_line(rec: dict) -> str:
+    steps = {s["step"].split(",")[0]: s for s in rec["steps"]}
+    cv = next(s for s in rec["steps"] if s["step"].startswith("cv"))
+    return (f"- IEMOCAP-sized synthetic corpus ({rec['manifest_rows']:,} clips, {rec['hours']:.1f} h): prepare "
+            f"{steps['prepare']['wall_s']:.0f} s, features {steps['features']['wall_s']:.0f} s at {steps['features']['peak_mib'] / 1024:.2f} GiB "
+            f"peak for the process tree (the waveforms would take {rec['waveforms_gib']:.2f} GiB), one CV epoch over 5 folds "
+            f"{cv['wall_s']:.0f} s ({_date(rec)}).\n")
+
+
+def cpu_speed_line(rec: dict) -> str:
+    by_variant: dict[str, list[float]] = {}
+    for r in rec["runs"]:
+        if r["variant"] != "fp32" and "error" not in r:
+            by_variant.setdefault(r["variant"], []).append(r["speedup_vs_fp32"])
+    span = lambda v: f"{min(v):.2f}x" if min(v) == max(v) else f"{min(v):.2f}-{max(v):.2f}x"  # noqa: E731
+    flags = ", ".join(rec.get("cpu_flags", [])) or "none recorded"
+    models = ", ".join(f"`{m}`" for m in dict.fromkeys(r["model"] for r in rec["runs"]))
+    return (f"- CPU speed switches (one isolated training step, speed-up against fp32 over {models}): "
+            + ", ".join(f"{k} {span(v)}" for k, v in by_variant.items()) + f"; CPU flags: {flags} ({_date(rec)}).\n")
+
+
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
              "serve_load": serve_load, "timeline_rtf": timeline_rtf, "frontend_vs_librosa": frontend_vs_librosa,
              "train_throughput": train_throughput, "augment_speed": augment_speed,
-             "realtime_factor": realtime_factor, "scale_iemocap_size": scale_iemocap_size, "cross_corpus": cross_corpus}
+             "realtime_factor": realtime_factor, "scale_iemocap_size": scale_iemocap_size,
+             "frontend_vs_librosa:line": frontend_line, "train_throughput:line": throughput_line,
+             "augment_speed:line": augment_speed_line, "scale_iemocap_size:line": scale_line, "cpu_speed:line": cpu_speed_line, "cross_corpus": cross_corpus}
 
 
 def render(text: str) -> str:
@@ -407,7 +475,7 @@ def render(text: str) -> str:
         name = m.group("name")
         if name not in RENDERERS:
             raise SystemExit(f"README table {name!r} has no renderer in benchmarks/render_tables.py")
-        record = RESULTS / f"{name}.json"
+        record = RESULTS / f"{name.split(':')[0]}.json"
         if not record.is_file():
             raise SystemExit(f"README table {name!r}: record {record} is missing; run its benchmark")
         return m.group(1) + RENDERERS[name](json.loads(record.read_text())) + m.group(4)

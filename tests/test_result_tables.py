@@ -16,8 +16,8 @@ def test_every_table_block_has_a_record():
     import re
 
     for doc in (REPO / "README.md", REPO / "benchmarks" / "README.md"):
-        for name in re.findall(r"<!-- table: ([\w-]+) -->", doc.read_text()):
-            assert (REPO / "benchmarks" / "results" / f"{name}.json").is_file(), (doc.name, name)
+        for name in re.findall(r"<!-- table: ([\w:-]+) -->", doc.read_text()):
+            assert (REPO / "benchmarks" / "results" / f"{name.split(':')[0]}.json").is_file(), (doc.name, name)
 
 
 def test_the_ssl_table_names_the_head_chosen_on_validation_not_on_test():
@@ -160,3 +160,47 @@ def test_the_realtime_and_scale_tables_render_from_their_records():
                                 "waveforms_gib": 1.48, "cv_macro_f1": {"mean": 0.642, "std": 0.098}, "load_average": [1.0, 1.0, 1.0],
                                 "steps": [{"step": "features", "wall_s": 14.0, "peak_mib": 760}]})
     assert "| features | 14 | 760 |" in scale and "1,772 s of audio per second" in scale and "0.642 ± 0.098" in scale
+
+
+def test_a_block_may_render_one_line_of_a_record_for_the_readme_summary(tmp_path, monkeypatch):
+    import json
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import render_tables
+
+    monkeypatch.setattr(render_tables, "RESULTS", tmp_path)
+    run = {"format": "flac", "workers": 2, "files": 1440, "audio_seconds": 5328.0, "repeats": 3, "librosa_version": "0.11.0",
+           "librosa_passes_s": [3.7, 3.8, 3.6], "emofuse_passes_s": [1.0, 1.1, 1.2], "decode_soundfile_s": 1.2, "decode_emofuse_s": 0.9,
+           "max_diff_db": 1.4e-3}
+    (tmp_path / "frontend_vs_librosa.json").write_text(json.dumps(
+        {"command": "c", "commit": "abc", "date": "d", "machine": "m", "target_speedup": 5.0, "cores": 2,
+         "load_average": {"before": [0.1], "after": [0.2]}, "runs": [run]}))
+    doc = "x\n<!-- table: frontend_vs_librosa:line -->\nstale\n<!-- /table -->\ny\n"
+    out = render_tables.render(doc)
+    assert "stale" not in out and out.startswith("x\n<!-- table: frontend_vs_librosa:line -->\n- ") and out.endswith("<!-- /table -->\ny\n")
+    assert "**3.4x**" in out and "1.10 s vs 3.70 s" in out and "target 5x: not met" in out
+
+
+def test_the_readme_summary_lines_say_what_their_records_hold():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import augment_speed_line, cpu_speed_line, scale_line, throughput_line
+
+    stamp = {"command": "c", "commit": "abc", "date": "2026-01-01", "machine": "m"}
+    tp = throughput_line({**stamp, "threads": 1, "runs": [
+        {"model": "resnet18", "device": "CPU", "precision": "32-true", "batch": 32, "utt_per_s": 16.0, "data_wait": 0.003},
+        {"model": "text_mlp", "device": "CPU", "precision": "32-true", "batch": 32, "utt_per_s": 3200.0, "data_wait": 0.2},
+        {"model": "resnet18", "device": "GPU", "precision": "bf16-mixed", "batch": 32, "utt_per_s": 9000.0, "data_wait": 0.5}]})
+    assert "`resnet18` 16.0 utt/s, `text_mlp` 3,200.0 utt/s" in tp and "9,000" not in tp  # CPU fp32 rows only
+    assert "data wait at most 0.3% of training time for every model whose step takes 100 ms or more" in tp
+    assert "(`text_mlp` 20.0% of a 10 ms step)" in tp
+    aug = augment_speed_line({**stamp, "target_slowdown": 1.5, "runs": [{"policy": "none", "utt_per_s": 50.0, "render_s": 0},
+                                                                        {"policy": "class_differentiated", "utt_per_s": 40.0, "render_s": 47.4}]})
+    assert "**1.25x** training slowdown (target < 1.5x: met)" in aug and "(47 s)" in aug
+    scale = scale_line({**stamp, "manifest_rows": 5520, "hours": 6.89, "waveforms_gib": 1.48, "steps": [
+        {"step": "prepare", "wall_s": 3.2, "peak_mib": 98}, {"step": "features", "wall_s": 14.0, "peak_mib": 760},
+        {"step": "cv, 1 epoch x 5 folds", "wall_s": 252.0, "peak_mib": 2941}]})
+    assert "prepare 3 s, features 14 s at 0.74 GiB" in scale and "one CV epoch over 5 folds 252 s" in scale
+    cpu = cpu_speed_line({**stamp, "cpu_flags": ["avx2"], "runs": [
+        {"model": "a", "variant": "fp32", "speedup_vs_fp32": 1.0}, {"model": "a", "variant": "compile", "speedup_vs_fp32": 1.1},
+        {"model": "b", "variant": "compile", "speedup_vs_fp32": 0.8}, {"model": "b", "variant": "bf16", "error": "x"}]})
+    assert "over `a`, `b`" in cpu and "compile 0.80-1.10x" in cpu and "bf16" not in cpu and "CPU flags: avx2" in cpu
