@@ -204,3 +204,24 @@ def test_the_readme_summary_lines_say_what_their_records_hold():
         {"model": "a", "variant": "fp32", "speedup_vs_fp32": 1.0}, {"model": "a", "variant": "compile", "speedup_vs_fp32": 1.1},
         {"model": "b", "variant": "compile", "speedup_vs_fp32": 0.8}, {"model": "b", "variant": "bf16", "error": "x"}]})
     assert "over `a`, `b`" in cpu and "compile 0.80-1.10x" in cpu and "bf16" not in cpu and "CPU flags: avx2" in cpu
+
+
+def test_the_recipe_table_compares_each_recipe_with_the_shipped_row_of_its_own_budget():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import ravdess_recipe8
+
+    def row(recipe, budget, ua, overrides=()):
+        m = {"mean": ua, "std": 0.02}
+        return {"recipe": recipe, "budget": budget, "overrides": list(overrides), "folds": "6/6", "ua": m, "macro_f1": m, "wa": m,
+                "per_class_f1": {"angry": {"mean": 0.8}}, "per_fold": [{"best_epoch": 10}, {"best_epoch": 12}]}
+
+    text = ravdess_recipe8({"command": "c", "commit": "abc", "date": "d", "machine": "m", "target": "UA >= 0.65",
+                            "runs": [row("shipped", "shipped", 0.60), row("shipped", "cpu", 0.59), row("mixup", "cpu", 0.62, ["train.mixup_alpha=0.4"]),
+                                     row("mixup", "shipped", 0.66, ["train.mixup_alpha=0.4"])]})
+    assert "| cpu | mixup | `train.mixup_alpha=0.4` | 6/6 | 0.620 ± 0.020 | +0.030 |" in text
+    assert "| shipped | mixup | `train.mixup_alpha=0.4` | 6/6 | 0.660 ± 0.020 | +0.060 |" in text
+    assert "| cpu | shipped | - | 6/6 | 0.590 ± 0.020 | - |" in text and "| 11.0 |" in text
+    # rows recorded before budgets existed count as the shipped budget
+    old = ravdess_recipe8({"command": "c", "commit": "abc", "date": "d", "machine": "m", "target": "t",
+                           "runs": [{k: v for k, v in row("shipped", "x", 0.6).items() if k != "budget"}]})
+    assert "| shipped | shipped | - |" in old
