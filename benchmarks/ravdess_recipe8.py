@@ -81,7 +81,7 @@ def main() -> int:
         rows.append(entry)
         print(f"{name} ({budget} budget): UA {entry['ua']['mean']:.3f} ± {entry['ua']['std']:.3f}, Macro-F1 "
               f"{entry['macro_f1']['mean']:.3f} ± {entry['macro_f1']['std']:.3f}", file=sys.stderr)
-    record = {"command": "python benchmarks/ravdess_recipe8.py", "corpus": "RAVDESS 8-class, 6 speaker folds",
+    record = {"command": "python benchmarks/ravdess_recipe8.py [--budget --jobs 2]", "corpus": "RAVDESS 8-class, 6 speaker folds",
               "target": "UA >= 0.65 (ResLSTM-SA: UAR 0.623 ± 0.012 over 10 runs, best 0.652)", "runs": rows}
     path = write_record("ravdess_recipe8", record, quick=args.quick, merge_on=("recipe", "budget"))
     show_record("ravdess_recipe8", path, record)
