@@ -81,8 +81,11 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
     run = tmp_path / "run"
     args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
             f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
+    # SIGINT back to its default in the child: a suite started as a background job (`cmd &`, nohup) hands
+    # its children SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     deadline = time.time() + 400
     while time.time() < deadline:
@@ -90,9 +93,8 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
         if not line:
             break
         seen.append(line)
-        if f"epoch 1/{EPOCHS}" in line:  # the first epoch's line; its last.ckpt follows it. A loaded machine
-            # can starve this reader for many seconds (10 epochs once ended before the signal landed), and the
-            # run must still be training when it lands: EPOCHS tiny epochs leave tens of seconds.
+        if f"epoch 1/{EPOCHS}" in line:  # the first epoch's line; its last.ckpt follows it. The run must still
+            # be training when the signal lands: EPOCHS tiny epochs leave tens of seconds on a loaded machine.
             while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
                 time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
