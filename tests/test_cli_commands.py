@@ -81,11 +81,15 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
     run = tmp_path / "run"
     args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
             f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
-    # SIGINT back to its default in the child: a suite started as a background job (`cmd &`, nohup) hands
-    # its children SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # A suite started as a background job of a non-interactive shell (`cmd &`) has SIGINT ignored, which its
+    # children inherit, and Python then never raises KeyboardInterrupt. A caught signal is reset to its
+    # default by exec, so catching it here while the child starts gives the child a working Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     seen = []
     deadline = time.time() + 400
     while time.time() < deadline:
