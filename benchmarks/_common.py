@@ -104,9 +104,11 @@ def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[s
 
     With ``merge_on`` (fields of ``record["runs"]`` entries), runs of the existing record whose key
     is not in this call are kept, so re-running one row (``--models resnet18``) updates that row
-    alone; every run carries its own commit and date."""
-    stamp = {"commit": commit(), "date": time.strftime("%Y-%m-%d")}
-    record = {"experiment": name, **stamp, "machine": machine(), **{k: v for k, v in record.items() if k != "experiment"}}
+    alone; every run carries its own commit, date, machine and command line, since the rows of one
+    record may come from different calls (and machines)."""
+    stamp = {"commit": commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(), "invoked": invocation()}
+    record = {"experiment": name, **{k: stamp[k] for k in ("commit", "date", "machine")},
+              **{k: v for k, v in record.items() if k != "experiment"}}
     record["runs"] = [{**stamp, **r} for r in record.get("runs", [])]
     if quick:
         print(json.dumps(record, indent=2)[:4000])
@@ -178,6 +180,18 @@ def show_record(name: str, path: Path | None, record: dict) -> None:
 
     rec = json.loads(path.read_text()) if path is not None else {"commit": "smoke run", "date": "-", "machine": machine(), **record}
     print(RENDERERS[name](rec))
+
+
+def invocation() -> str:
+    """This benchmark's command line as a user types it: ``python benchmarks/NAME.py ARGS``."""
+    import shlex
+
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO)
+    except ValueError:
+        pass
+    return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
 def machine() -> str:

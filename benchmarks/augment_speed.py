@@ -8,7 +8,8 @@ throughput (utterances/s, share of step time waiting on data) of both runs, and 
     python benchmarks/augment_speed.py                 # needs ../shared/data/ravdess
     python benchmarks/augment_speed.py --epochs 3 --variants 4
 
-Writes ``benchmarks/results/augment_speed.json``, the record the READMEs' table is rendered from.
+Writes ``benchmarks/results/augment_speed.json``, the record the READMEs' table is rendered from
+(``--no-record``: print only).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench_out" / "augment_speed"))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--variants", type=int, default=4)
+    ap.add_argument("--no-record", action="store_true", help="print only; leave the record alone")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = ravdess_manifest(args.ravdess, out, 8)
@@ -65,7 +67,7 @@ def main() -> int:
               "load_average": {"before": before, "after": load_average()},
               "runs": [{"policy": name, **{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}}
                        for name, r in rows.items()]}
-    show_record("augment_speed", write_record("augment_speed", record), record)
+    show_record("augment_speed", write_record("augment_speed", record, quick=args.no_record), record)
     return 0
 
 

@@ -18,13 +18,14 @@ and the largest difference between the two outputs.
     python benchmarks/frontend_vs_librosa.py                 # all 1,440 RAVDESS files (FLAC, as shipped)
     python benchmarks/frontend_vs_librosa.py --format wav    # the same audio as 16-bit WAV (IEMOCAP's format)
     python benchmarks/frontend_vs_librosa.py --limit 300 --workers 2
+    python benchmarks/frontend_vs_librosa.py --matrix --repeats 5   # the README's rows: FLAC and WAV on all cores, FLAC on one
 
 ``--format wav`` writes the files once as 16-bit WAV into a temporary folder (not timed), so
 both front ends decode WAV: what they cost on IEMOCAP, whose release is WAV.
 
-A run over the whole corpus writes its row of ``benchmarks/results/frontend_vs_librosa.json``
+A run over the whole corpus writes its rows of ``benchmarks/results/frontend_vs_librosa.json``
 (one row per format and worker count, merged), the record the READMEs' table is rendered
-from; ``--limit`` runs print only.
+from; ``--limit`` and ``--no-record`` runs print only.
 """
 
 from __future__ import annotations
@@ -52,25 +53,32 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="passes of each front end (medians and best passes are reported)")
     ap.add_argument("--format", choices=("as-is", "wav"), default="as-is",
                     help="wav: convert the files to 16-bit WAV first (untimed)")
+    ap.add_argument("--matrix", action="store_true", help="the README's rows in one call: as-is and WAV with all cores, "
+                    "as-is with one worker (ignores --format and --workers)")
+    ap.add_argument("--no-record", action="store_true", help="print only; leave the record alone")
     args = ap.parse_args()
     files = sorted(Path(args.ravdess).glob("Actor_*/*.*"))
     files = [f for f in files if f.suffix.lower() in (".wav", ".flac")][: args.limit or None]
     if not files:
         print(f"no RAVDESS audio under {args.ravdess}; pass --ravdess DIR", file=sys.stderr)
         return 2
-    workers = args.workers or os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    settings = ([("as-is", cores), ("wav", cores), ("as-is", 1)] if args.matrix
+                else [(args.format, args.workers or cores)])
+    runs = []
     tmp = Path(tempfile.mkdtemp(prefix="emofuse_frontend_bench_"))
-    before = load_average()
     try:
-        if args.format == "wav":
-            files = to_wav(files, tmp / "wav")
-        run = {"format": files[0].suffix[1:].lower(), "workers": workers, **measure(files, tmp, workers, args.repeats)}
+        for fmt, workers in settings:
+            before = load_average()
+            audio = to_wav(files, tmp / "wav") if fmt == "wav" else files
+            runs.append({"format": audio[0].suffix[1:].lower(), "workers": workers, "cores": cores,
+                         **measure(audio, tmp / f"{fmt}_{workers}", workers, args.repeats),
+                         "load_average": {"before": before, "after": load_average()}})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    record = {"command": "python benchmarks/frontend_vs_librosa.py [--format wav] [--workers 1] --repeats 5",
-              "corpus": "RAVDESS speech", "target_speedup": TARGET, "cores": os.cpu_count(),
-              "load_average": {"before": before, "after": load_average()}, "runs": [run]}
-    path = write_record("frontend_vs_librosa", record, quick=bool(args.limit), merge_on=("format", "workers"))
+    record = {"command": "python benchmarks/frontend_vs_librosa.py --matrix --repeats 5", "corpus": "RAVDESS speech",
+              "target_speedup": TARGET, "runs": runs}
+    path = write_record("frontend_vs_librosa", record, quick=bool(args.limit) or args.no_record, merge_on=("format", "workers"))
     show_record("frontend_vs_librosa", path, record)
     return 0
 
@@ -120,6 +128,7 @@ def measure(files: list[Path], tmp: Path, workers: int, repeats: int) -> dict:
         fn()
         return time.perf_counter() - t0
 
+    librosa.feature.melspectrogram(y=np.zeros(cfg.sample_rate, np.float32), sr=cfg.sample_rate)  # its JIT, outside the passes
     t_librosa, t_emofuse = [], []
     for r in range(repeats):
         t0 = time.perf_counter()

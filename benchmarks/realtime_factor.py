@@ -9,7 +9,8 @@ is timed separately).
     python benchmarks/realtime_factor.py
     python benchmarks/realtime_factor.py --seconds 4 --repeats 20 --threads 1
 
-Writes ``benchmarks/results/realtime_factor.json``, the record the READMEs' table is rendered from.
+Writes ``benchmarks/results/realtime_factor.json``, the record the READMEs' table is rendered from
+(``--no-record``: print only).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--no-record", action="store_true", help="print only; leave the record alone")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,7 +78,7 @@ def main() -> int:
               "threads": torch.get_num_threads(), "text_encoder": "all-MiniLM-L6-v2",
               "text_encoder_ms": round((time.perf_counter() - t0) / args.repeats * 1000, 2),
               "load_average": {"before": before, "after": load_average()}, "runs": rows}
-    show_record("realtime_factor", write_record("realtime_factor", record), record)
+    show_record("realtime_factor", write_record("realtime_factor", record, quick=args.no_record), record)
     return 0
 
 

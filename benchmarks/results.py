@@ -50,7 +50,8 @@ EXPERIMENTS: dict[str, Experiment] = {
                                    "and 2 folds at once", "~10 min", ("--probe", "--variants", "fp32,channels_last,fast"),
                                    needs=("ravdess",)),
     "ravdess_recipe8": Experiment("ravdess_recipe8.py", "from-scratch recipes for resnet18, RAVDESS 8-class: SpecAugment, "
-                                  "mixup, label smoothing, longer, combined", "~6 h", needs=("ravdess",)),
+                                  "mixup, label smoothing, longer, combined (add --budget for the CPU screen, ~3.5 h)",
+                                  "~9 h", needs=("ravdess",)),
     "ravdess_audio_models": Experiment("ravdess_audio_models.py", "3 audio models x RAVDESS 4/8-class, 6 speaker folds",
                                        "~3.5 h", needs=("ravdess",)),
     "augment_ablation": Experiment("ravdess_augment_ablation.py", "augmentation policies, resnet18, RAVDESS 8-class",
@@ -65,6 +66,17 @@ EXPERIMENTS: dict[str, Experiment] = {
                              "~5 min", quick=("--requests", "16", "--no-record")),
     "timeline_rtf": Experiment("timeline_rtf.py", "emotion over time: real-time factor and memory on a 30-minute file",
                                "~6 min", quick=("--minutes", "2", "--no-record")),
+    "frontend_vs_librosa": Experiment("frontend_vs_librosa.py", "log-mel front end vs librosa clip by clip, all RAVDESS files: "
+                                      "FLAC and WAV on all cores, FLAC on one", "~5 min", ("--matrix", "--repeats", "5"),
+                                      needs=("ravdess",), quick=("--limit", "40", "--repeats", "1")),
+    "realtime_factor": Experiment("realtime_factor.py", "real-time factor per model, one 8 s clip, batch 1", "~1 min",
+                                  ("--threads", "1"), quick=("--repeats", "1", "--no-record")),
+    "train_throughput": Experiment("train_throughput.py", "training throughput and data-wait share per model (GPU rows on CUDA)",
+                                   "~6 min", needs=("ravdess",), quick=("--batches", "2", "--epochs", "1", "--no-record")),
+    "augment_speed": Experiment("augment_speed.py", "training throughput without and with the study's augmentation",
+                                "~5 min", ("--epochs", "3"), needs=("ravdess",), quick=("--epochs", "1", "--no-record")),
+    "scale_iemocap_size": Experiment("scale_iemocap_size.py", "an IEMOCAP-sized synthetic corpus: prepare, features, one CV "
+                                     "epoch (wall, peak memory)", "~8 min", quick=("--per-class", "10")),
 }
 
 

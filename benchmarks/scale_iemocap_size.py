@@ -33,10 +33,11 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench_out" / "scale"))
     ap.add_argument("--per-class", type=int, default=138)
     ap.add_argument("--keep", action="store_true", help="re-use a corpus already written under --out")
+    ap.add_argument("--no-record", action="store_true", help="print only; leave the record alone")
     args = ap.parse_args()
     out = Path(args.out)
     corpus, manifest, run = out / "corpus", out / "manifest", out / "run"
-    steps = []
+    steps, before = [], load_average()
     if not (args.keep and (corpus / "SYNTHETIC.json").is_file()):
         steps.append(run_step("synth", ["synth", str(corpus), "--per-class", str(args.per_class), "--durations", "iemocap",
                                         "--max-seconds", "20"]))
@@ -52,9 +53,10 @@ def main() -> int:
     summary = json.loads((run / "summary.json").read_text())
     record = {"command": "python benchmarks/scale_iemocap_size.py", "cores": os.cpu_count(), "per_class": args.per_class,
               "utterances_written": info["utterances"], "manifest_rows": meta["rows"], "hours": round(meta["hours"], 3),
-              "waveforms_gib": round(wave_gib, 3), "cv_macro_f1": summary["macro_f1"], "load_average": load_average(),
+              "waveforms_gib": round(wave_gib, 3), "cv_macro_f1": summary["macro_f1"],
+              "load_average": {"before": before, "after": load_average()},
               "steps": [{k: v for k, v in step.items() if k != "output"} for step in steps]}
-    show_record("scale_iemocap_size", write_record("scale_iemocap_size", record, quick=args.per_class != 138), record)
+    show_record("scale_iemocap_size", write_record("scale_iemocap_size", record, quick=args.per_class != 138 or args.no_record), record)
     return 0
 
 

@@ -15,7 +15,8 @@ On a CUDA machine it also finds, per audio model, the largest batch of 8 s clips
 
 Writes ``benchmarks/results/train_throughput.json`` (one row per model, precision and device,
 merged, so ``--models resnet18`` re-measures that row and a GPU run adds its rows beside the
-CPU's), the record the READMEs' table is rendered from; a ``--manifest`` run prints only.
+CPU's), the record the READMEs' table is rendered from; ``--manifest`` and ``--no-record`` runs
+print only.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(CONFIG))
     ap.add_argument("--batches", type=int, default=15, help="training steps per epoch")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--no-record", action="store_true", help="print only; leave the record alone")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = Path(args.manifest) if args.manifest else ravdess_manifest(args.ravdess, out, 8)
@@ -104,15 +106,19 @@ def main() -> int:
     before, rows = load_average(), []
     for model in models:
         for precision in (["32-true", "bf16-mixed"] if cuda else ["32-true"]):
-            r = {"device": device, **cpu_gpu_throughput(model, manifest, out / "cache", args.batches, args.epochs, precision)}
+            r = {"device": device, "threads": torch.get_num_threads(),
+                 **cpu_gpu_throughput(model, manifest, out / "cache", args.batches, args.epochs, precision)}
             if cuda and precision == "32-true" and model_modalities(model) == ("audio",):
                 r["largest_batch_8s"] = largest_batch(model)
             rows.append(r)
             print(json.dumps(r), file=sys.stderr)
     record = {"command": "python benchmarks/train_throughput.py", "corpus": f"{'manifest ' + args.manifest if args.manifest else 'RAVDESS 8-class'}, fold 0, shipped model configs",
-              "steps_per_epoch": args.batches, "epochs": args.epochs, "threads": torch.get_num_threads(),
-              "load_average": {"before": before, "after": load_average()}, "runs": rows}
-    path = write_record("train_throughput", record, quick=bool(args.manifest), merge_on=("model", "precision", "device"))
+              "steps_per_epoch": args.batches, "epochs": args.epochs, "runs": rows}
+    after = load_average()
+    for r in rows:  # the load over the whole call, on every row (rows of one record may come from several calls)
+        r["load_average"] = {"before": before, "after": after}
+    path = write_record("train_throughput", record, quick=bool(args.manifest) or args.no_record,
+                        merge_on=("model", "precision", "device"))
     show_record("train_throughput", path, record)
     return 0
 
