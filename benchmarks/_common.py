@@ -120,7 +120,7 @@ def write_record(name: str, record: dict, quick: bool = False, merge_on: tuple[s
         kept = [r for r in json.loads(path.read_text()).get("runs", []) if tuple(r.get(k) for k in merge_on) not in new_keys]
         record["runs"] = kept + record["runs"]
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.write_text(json.dumps(portable(record), indent=2) + "\n")  # no path of this machine in a committed record
     os.replace(tmp, path)
     return path
 
@@ -182,16 +182,34 @@ def show_record(name: str, path: Path | None, record: dict) -> None:
     print(RENDERERS[name](rec))
 
 
+def portable(value):
+    """``value`` (a record, or any part of one) with absolute paths made machine-independent: a path
+    inside a ``bench_out`` folder from that folder on, one inside this checkout relative to it, one
+    beside it (``../shared/data``) relative to its parent; other absolute paths as their name."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if not (isinstance(value, str) and value.startswith("/")):
+        return value
+    if "/bench_out/" in value:
+        return "bench_out/" + value.split("/bench_out/", 1)[1]
+    for root, prefix in ((REPO, ""), (REPO.parent, "../")):
+        try:
+            return prefix + Path(value).relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return Path(value).name
+
+
 def invocation() -> str:
-    """This benchmark's command line as a user types it: ``python benchmarks/NAME.py ARGS``."""
+    """This benchmark's command line as a user types it: ``python benchmarks/NAME.py ARGS`` (paths
+    made portable)."""
     import shlex
 
-    script = Path(sys.argv[0]).resolve()
-    try:
-        script = script.relative_to(REPO)
-    except ValueError:
-        pass
-    return shlex.join(["python", str(script), *sys.argv[1:]])
+    args = [arg.split("=", 1)[0] + "=" + portable(arg.split("=", 1)[1]) if arg.startswith("-") and "=" in arg else portable(arg)
+            for arg in sys.argv[1:]]
+    return shlex.join(["python", portable(str(Path(sys.argv[0]).resolve())), *args])
 
 
 def machine() -> str:

@@ -277,3 +277,30 @@ def test_the_roofline_line_bounds_the_speed_up_by_the_isolated_step(tmp_path, mo
     assert "does not rule out" in render_tables.roofline_line(probe)
     (tmp_path / "cpu_speed.json").unlink()
     assert "needs" in render_tables.roofline_line(probe)
+
+
+def test_no_committed_record_holds_a_path_of_the_machine_it_was_made_on():
+    import json
+
+    def strings(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                yield from strings(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from strings(x)
+        elif isinstance(v, str):
+            yield v
+
+    for path in (REPO / "benchmarks" / "results").glob("*.json"):
+        absolute = [s for s in strings(json.loads(path.read_text())) if s.startswith("/") or " /" in s]
+        assert not absolute, (path.name, absolute[:3])
+
+
+def test_records_make_paths_portable():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _common import REPO as ROOT, portable
+
+    assert portable({"cache": "/any/where/bench_out/ravdess/cache", "n": 3}) == {"cache": "bench_out/ravdess/cache", "n": 3}
+    assert portable([str(ROOT / "configs" / "x.yaml"), str(ROOT.parent / "shared" / "data")]) == ["configs/x.yaml", "../shared/data"]
+    assert portable("/elsewhere/clip.wav") == "clip.wav" and portable("relative/path") == "relative/path"
