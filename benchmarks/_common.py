@@ -190,6 +190,11 @@ def portable(value):
         return {k: portable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [portable(v) for v in value]
+    if isinstance(value, str) and " /" in value:  # a command line: each path in it
+        return " ".join(portable(word) for word in value.split(" "))
+    if isinstance(value, str) and value.startswith("-") and "=/" in value:
+        flag, path = value.split("=", 1)
+        return f"{flag}={portable(path)}"
     if not (isinstance(value, str) and value.startswith("/")):
         return value
     if "/bench_out/" in value:
@@ -207,9 +212,7 @@ def invocation() -> str:
     made portable)."""
     import shlex
 
-    args = [arg.split("=", 1)[0] + "=" + portable(arg.split("=", 1)[1]) if arg.startswith("-") and "=" in arg else portable(arg)
-            for arg in sys.argv[1:]]
-    return shlex.join(["python", portable(str(Path(sys.argv[0]).resolve())), *args])
+    return shlex.join(["python", portable(str(Path(sys.argv[0]).resolve())), *map(portable, sys.argv[1:])])
 
 
 def machine() -> str:

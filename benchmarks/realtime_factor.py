@@ -44,8 +44,11 @@ def main() -> int:
     text = torch.randn(1, 12, 384)
     before, rows = load_average(), []
     for name in list_models():
-        cfg = load_config(name)["model"]
+        full = load_config(name)
+        cfg = full["model"]
         cfg.pop("name")
+        # heads over a frozen encoder's features: only the head is timed here (the encoder is timed apart)
+        encoder = (full.get("features") or {}).get("kind")
         mods = model_modalities(name)
         module = EmotionModule(name, cfg, ["a", "b", "c", "d"], 64, text_dim=384 if "text" in mods else None,
                                text={"encoder": "all-minilm-l6-v2", "max_tokens": 64} if "text" in mods else None).eval()
@@ -66,7 +69,8 @@ def main() -> int:
         for _ in range(args.repeats):
             once()
         dt = (time.perf_counter() - t0) / args.repeats
-        rows.append({"model": name, "parameters": params, "seconds_per_clip": round(dt, 5)})
+        rows.append({"model": name, "parameters": params, "seconds_per_clip": round(dt, 5),
+                     **({"head_only_over": encoder} if encoder else {})})
     from emofuse.text import TextEncoder
 
     enc = TextEncoder()
