@@ -190,8 +190,8 @@ def portable(value):
         return {k: portable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [portable(v) for v in value]
-    if isinstance(value, str) and " /" in value:  # a command line: each path in it
-        return " ".join(portable(word) for word in value.split(" "))
+    if isinstance(value, str) and " /" in value:  # a command line: each path in it (a lone "/" is no path)
+        return " ".join(portable(word) if len(word) > 1 else word for word in value.split(" "))
     if isinstance(value, str) and value.startswith("-") and "=/" in value:
         flag, path = value.split("=", 1)
         return f"{flag}={portable(path)}"
