@@ -307,8 +307,10 @@ def test_records_make_paths_portable():
     sys.path.insert(0, str(REPO / "benchmarks"))
     from _common import REPO as ROOT, portable
 
-    assert portable({"cache": "/any/where/bench_out/ravdess/cache", "n": 3}) == {"cache": "bench_out/ravdess/cache", "n": 3}
+    far = Path(ROOT.anchor) / "not-this-checkout"  # an absolute path on any machine, outside the checkout
+    assert portable({"cache": str(far / "bench_out" / "ravdess" / "cache"), "n": 3}) == {"cache": "bench_out/ravdess/cache", "n": 3}
     assert portable([str(ROOT / "configs" / "x.yaml"), str(ROOT.parent / "shared" / "data")]) == ["configs/x.yaml", "../shared/data"]
-    assert portable("/elsewhere/clip.wav") == "clip.wav" and portable("relative/path") == "relative/path"
-    assert portable("python benchmarks/x.py --out /w/bench_out/r --f=/w/bench_out/q") == "python benchmarks/x.py --out bench_out/r --f=bench_out/q"
-    assert portable("1 / 16 and /w/bench_out/a") == "1 / 16 and bench_out/a"  # a ratio is no path
+    assert portable(str(far / "clip.wav")) == "clip.wav" and portable("relative/path") == "relative/path"
+    out = far / "bench_out"
+    assert portable(f"python benchmarks/x.py --out {out / 'r'} --f={out / 'q'}") == "python benchmarks/x.py --out bench_out/r --f=bench_out/q"
+    assert portable(f"1 / 16 and {out / 'a'}") == "1 / 16 and bench_out/a"  # a ratio is no path
