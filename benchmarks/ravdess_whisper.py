@@ -1,18 +1,19 @@
-"""Benchmark: frozen Whisper tiny.en on RAVDESS 8-class (issue: pretrained encoder + ASR).
+"""Benchmark: frozen Whisper tiny.en on RAVDESS 8-class as transcriber and feature extractor
+(issues #8 and #23): the two one-off steps that every Whisper run pays before training.
 
-1. ASR: ``emofuse transcribe`` on every clip (greedy), word error rate against the two known
-   sentences ("Kids are talking by the door." / "Dogs are sitting by the door."), overall and
-   per emotion.
-2. Features: Whisper encoder frames into the feature cache (timed; computed once per corpus).
-3. ``whisper_mlp`` 6-fold speaker-independent CV with the settings of the resnet18 row of
-   ravdess_audio_models.py (20 epochs max, patience 6, 3 s crops), compared with that row.
+1. ASR: ``emofuse transcribe``'s code path (greedy unless ``--beam-size``) on every clip; word error
+   rate against the two known sentences ("Kids are talking by the door." / "Dogs are sitting by
+   the door."), overall and per emotion, the share of word-exact clips and the commonest outputs.
+2. Features: Whisper encoder frames into the feature cache (computed once per corpus, timed).
 
-Every step is resumable (transcripts side file, feature shards, run folders). Needs the
-``pretrained`` extra.
+The trained heads over those frames (``whisper_mlp``, ``ssl_weighted``) are compared with the
+from-scratch models in ``ravdess_ssl_layers.py``'s record, not here. Writes
+``benchmarks/results/ravdess_whisper.json``. Both steps resume (transcripts side file, feature
+shards); a step that found everything done records no time ("cached"), so a timing in the record
+is always a full pass. Needs the ``pretrained`` extra.
 
-    python benchmarks/ravdess_whisper.py
-    python benchmarks/ravdess_whisper.py --threads 2 --beam-size 5
-Prints (and writes to bench_out/ravdess/whisper.md) the tables.
+    python benchmarks/ravdess_whisper.py --threads 1        # ~50 min on the 2-core reference CPU
+    python benchmarks/ravdess_whisper.py --quick            # 8 clips in a scratch folder: checks the script
 """
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from _common import machine as describe_machine, ravdess_manifest
+from _common import load_average, ravdess_manifest, show_record, write_record
 from emofuse.asr import normalize_words, transcribe_manifest, wer
 from emofuse.config import load_config
 from emofuse.features import open_store
 from emofuse.manifest import read_manifest
-from emofuse.training.run import frontend_config, open_run, run_cv
+from emofuse.training.run import frontend_config
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = ["train.max_epochs=20", "train.early_stopping_patience=6", "data.crop_seconds=3.0"]
 
 
 def main() -> int:
@@ -42,61 +43,71 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench_out" / "ravdess"))
     ap.add_argument("--threads", type=int, default=0, help="CTranslate2 CPU threads (0: its default)")
     ap.add_argument("--beam-size", type=int, default=1)
-    ap.add_argument("--skip-cv", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="one clip per emotion, scratch folder, no record written")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = ravdess_manifest(args.ravdess, out, 8)
     if manifest is None:
         return 2
-    lines = [f"Machine: {describe_machine()}; CTranslate2 threads: {args.threads or 'default'}", ""]
-
-    t0 = time.time()
-    r = transcribe_manifest(manifest, beam_size=args.beam_size, threads=args.threads, progress=False)
-    t_asr = time.time() - t0
-    df = read_manifest(manifest).df
-    lines += ["| ASR (Whisper tiny.en, CTranslate2, beam %d) | clips | WER | exact sentence | seconds (this run) |" % args.beam_size,
-              "|---|---|---|---|---|",
-              f"| all | {len(df)} | {wer(df['text'].tolist(), df['text_asr'].tolist()):.3f} | "
-              f"{_exact(df):.3f} | {t_asr:.0f} ({r.transcribed} new) |"]
-    for lab, g in df.groupby("label"):
-        lines.append(f"| {lab} | {len(g)} | {wer(g['text'].tolist(), g['text_asr'].tolist()):.3f} | {_exact(g):.3f} | |")
-    common = _top(df["text_asr"])
-    lines += ["", "Most frequent transcripts: " + "; ".join(f"\"{t}\" x{n}" for t, n in common), ""]
-    print("\n".join(lines), file=sys.stderr)
-
-    cfg = load_config("whisper_mlp", [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}", *BASE,
-                                      "name=whisper_mlp_ravdess8", f"features.threads={args.threads}"])
-    store = open_store(out / "cache", frontend_config(cfg))
-    t0 = time.time()
-    n = store.ensure(df["audio_sha1"].tolist(), [read_manifest(manifest).audio_path(p) for p in df["path"]], progress=False)
-    t_feat = time.time() - t0
-    hours = df["duration"].sum() / 3600
-    lines += [f"Whisper encoder features: {n} clips computed in {t_feat:.0f} s ({hours * 3600 / max(t_feat, 1e-9):.1f} s of audio "
-              f"per second)" if n else f"Whisper encoder features: all {len(df)} clips already cached in {store.dir.name}", ""]
-    if not args.skip_cv:
-        rows = []
-        s = run_cv(open_run(cfg, out / "runs" / "whisper_mlp_ravdess8"), progress=False)
-        rows.append(("whisper_mlp (frozen tiny.en encoder)", s))
-        ref = out / "runs" / "resnet18_ravdess8" / "summary.json"
-        if ref.is_file():
-            rows.append(("resnet18 (width 32, from scratch)", json.loads(ref.read_text())))
-        lines += ["| RAVDESS 8-class, 6 speaker folds | Macro-F1 | UA | WA | train utt/s | wall s |", "|---|---|---|---|---|---|"]
-        for name, s in rows:
-            lines.append(f"| {name} | " + " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("macro_f1", "ua", "wa"))
-                         + f" | {s.get('train_utt_per_s', float('nan')):.0f} | {s.get('wall_seconds', float('nan')):.0f} |")
-    text = "\n".join(lines) + "\n"
-    (out / "whisper.md").write_text(text)
-    print(text)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.quick:
+            out, manifest = Path(scratch), _subset(manifest, Path(scratch) / "manifest8", per_label=1)
+        record = measure(manifest, out / "cache", args.threads, args.beam_size)
+    path = write_record("ravdess_whisper", record, quick=args.quick)
+    show_record("ravdess_whisper", path, record)
     return 0
 
 
-def _exact(df: pd.DataFrame) -> float:
-    """Share of clips whose transcript has exactly the sentence's words (case and punctuation aside)."""
-    return float((df["text"].map(normalize_words) == df["text_asr"].map(normalize_words)).mean())
+def measure(manifest: Path, cache: Path, threads: int, beam_size: int) -> dict:
+    """Transcribe and extract encoder frames for every clip of ``manifest``; the record's fields."""
+    import ctranslate2
+
+    before = load_average()
+    t0 = time.perf_counter()
+    asr = transcribe_manifest(manifest, beam_size=beam_size, threads=threads, progress=False)
+    t_asr = time.perf_counter() - t0
+    m = read_manifest(manifest)
+    df = m.df
+    print(f"ASR: {asr.transcribed} clips transcribed in {t_asr:.0f} s", file=sys.stderr)
+
+    cfg = load_config("whisper_mlp", [f"data.manifest={manifest}", f"data.cache_dir={cache}", f"features.threads={threads}"])
+    store = open_store(cache, frontend_config(cfg))
+    t0 = time.perf_counter()
+    computed = store.ensure(df["audio_sha1"].tolist(), [m.audio_path(p) for p in df["path"]], progress=False)
+    t_feat = time.perf_counter() - t0
+    print(f"features: {computed} clips computed in {t_feat:.0f} s", file=sys.stderr)
+    audio_s = float(df["duration"].sum())
+    return {
+        "command": "python benchmarks/ravdess_whisper.py" + (f" --threads {threads}" if threads else "")
+                   + (f" --beam-size {beam_size}" if beam_size != 1 else ""),
+        "corpus": "RAVDESS speech, 8 classes", "model": "Whisper tiny.en (CTranslate2, packaged)",
+        "ctranslate2": ctranslate2.__version__, "threads": threads or "CTranslate2 default", "beam_size": beam_size,
+        "clips": len(df), "audio_s": round(audio_s, 1),
+        "asr": {"wall_s": round(t_asr, 1) if asr.transcribed == len(df) else None, "transcribed": asr.transcribed,
+                **_scores(df), "per_label": {lab: {"clips": len(g), **_scores(g)} for lab, g in df.groupby("label")},
+                "commonest": [[t, int(n)] for t, n in df["text_asr"].value_counts().head(5).items()]},
+        "features": {"wall_s": round(t_feat, 1) if computed == len(df) else None, "computed": computed,
+                     "dim": store.dim, "frames_per_s": round(1 / store.frame_seconds)},
+        "load_average": {"before": before, "after": load_average()},
+    }
 
 
-def _top(col: pd.Series, k: int = 5) -> list[tuple[str, int]]:
-    return list(col.value_counts().head(k).items())
+def _scores(df: pd.DataFrame) -> dict:
+    """Word error rate and the share of word-exact clips (case and punctuation aside)."""
+    exact = (df["text"].map(normalize_words) == df["text_asr"].map(normalize_words)).mean()
+    return {"wer": round(wer(df["text"].tolist(), df["text_asr"].tolist()), 4), "exact": round(float(exact), 4)}
+
+
+def _subset(manifest: Path, dest: Path, per_label: int) -> Path:
+    """A copy of ``manifest`` with ``per_label`` clips of each class, its audio root made absolute."""
+    m = read_manifest(manifest)
+    dest.mkdir(parents=True)
+    raw = pd.read_csv(manifest / "manifest.csv", dtype=str, keep_default_na=False)
+    raw.groupby("label").head(per_label).to_csv(dest / "manifest.csv", index=False)
+    meta = json.loads((manifest / "prepare.json").read_text())
+    meta["root"] = str(m.root)
+    (dest / "prepare.json").write_text(json.dumps(meta))
+    return dest
 
 
 if __name__ == "__main__":
