@@ -191,10 +191,34 @@ def cv_shipped(rec: dict, name: str = "cv_shipped") -> str:
                     for r in rec["runs"] if r.get("achieved_gflops"))
     roof = (f" This CPU's fp32 peak: {peak['gflops']:.0f} GFLOP/s ({peak['cores']} cores x {peak['mhz']} MHz x "
             f"{peak['flop_per_cycle']} FLOP per cycle, assumed from its vector flags)." if peak else "")
+    folds = "".join(_cv_folds(r) for r in rec["runs"] if name == "cv_shipped" and r.get("per_fold"))
     return ("\n".join(lines) + f"\n\nWork (forward + backward, {rec['mean_train_frames']} frames, the mean training clip): "
-            f"{work}{roof}\n\nFeatures cached beforehand ({rec['features_s']:.0f} s, outside both walls). "
+            f"{work}{roof}\n\n{folds}Features cached beforehand ({rec['features_s']:.0f} s, outside both walls). "
             f"1-minute load average {la['before'][0]:g} before, {la['after'][0]:g} after on {rec['cores']} cores. "
             + f"{rec['corpus']}. " + source(rec, name) + "\n")
+
+
+def _cv_folds(r: dict) -> str:
+    """Per fold of a full CV row: wall, epochs run (best), validation Macro-F1 of the selected epoch; then
+    where the wall went, the training speed, what early stopping saved, and per-class F1."""
+    folds = r["per_fold"]
+    val = (r.get("val") or {}).get("macro_f1", {}).get("per_fold") or ["-"] * len(folds)
+    cap = ((r.get("config") or {}).get("train") or {}).get("max_epochs")
+    rows = [f"| {r['variant']}: fold | " + " | ".join(str(f["fold"]) for f in folds) + " |",
+            "|---" * (len(folds) + 1) + "|",
+            "| wall (s: train, select, test) | " + " | ".join(f"{w:,}" for w in r["fold_wall_s"]) + " |",
+            "| epochs run (best) | " + " | ".join(f"{e} ({f.get('best_epoch', '-')})" for e, f in zip(r["epochs"], folds)) + " |",
+            "| validation Macro-F1 of the selected epoch | " + " | ".join(f"{v:.3f}" if v != "-" else v for v in val) + " |"]
+    mean_epochs = sum(r["epochs"]) / len(r["epochs"])
+    stopped = sum(e < cap for e in r["epochs"]) if cap else None
+    early = (f" Early stopping ended {stopped} of {len(folds)} folds before the {cap}-epoch cap ({min(r['epochs'])}-"
+             f"{max(r['epochs'])} epochs): without it the run would take about {cap} / {mean_epochs:.1f} = "
+             f"{cap / mean_epochs:.1f}x longer." if cap else "")
+    per_class = ", ".join(f"{c} {v['mean']:.2f}" for c, v in r["per_class_f1"].items())
+    speed = f" Training ran at {r['train_utt_per_s']:.1f} utt/s." if r.get("train_utt_per_s") else ""
+    return ("\n".join(rows) + f"\n\n{r['variant']}: the folds take {sum(r['fold_wall_s']):,} s of the {r['cv_wall_s']:,.0f} s "
+            f"wall; the rest is starting the command, reading the manifest and the cached features, and the summary.{speed}"
+            f"{early} Per-class F1: {per_class}.\n\n")
 
 
 def _shipped_fp32() -> dict | None:

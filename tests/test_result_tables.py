@@ -353,3 +353,25 @@ def test_records_make_paths_portable():
     out = far / "bench_out"
     assert portable(f"python benchmarks/x.py --out {out / 'r'} --f={out / 'q'}") == "python benchmarks/x.py --out bench_out/r --f=bench_out/q"
     assert portable(f"1 / 16 and {out / 'a'}") == "1 / 16 and bench_out/a"  # a ratio is no path
+
+
+def test_the_full_shipped_cv_table_gives_each_fold_and_what_early_stopping_saved():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_timing import cv_shipped
+
+    m = {"mean": 0.6, "std": 0.05}
+    row = {"variant": "fp32", "model": "resnet18", "label": "one fold at a time", "folds": "2/2", "cv_wall_s": 700.0,
+           "cv_peak_pss_mib": 2900, "macro_f1": m, "ua": m, "wa": m, "epochs": [18, 30], "fold_wall_s": [300, 380],
+           "per_fold": [{"fold": 0, "best_epoch": 9}, {"fold": 1, "best_epoch": 22}],
+           "val": {"macro_f1": {"mean": 0.72, "per_fold": [0.701, 0.74]}}, "train_utt_per_s": 27.4,
+           "per_class_f1": {"angry": {"mean": 0.75}, "sad": {"mean": 0.64}}, "config": {"train": {"max_epochs": 30}}}
+    rec = {"command": "c", "commit": "abc", "date": "d", "machine": "m", "corpus": "RAVDESS 4-class", "features_s": 4,
+           "cores": 2, "mean_train_frames": 370, "train_gflop_per_clip": 5.0, "load_average": {"before": [0.5], "after": [0.6]},
+           "runs": [row]}
+    text = cv_shipped(rec)
+    assert "| wall (s: train, select, test) | 300 | 380 |" in text and "| epochs run (best) | 18 (9) | 30 (22) |" in text
+    assert "| validation Macro-F1 of the selected epoch | 0.701 | 0.740 |" in text
+    assert "the folds take 680 s of the 700 s wall" in text and "27.4 utt/s" in text
+    assert "ended 1 of 2 folds before the 30-epoch cap (18-30 epochs)" in text and "30 / 24.0 = 1.2x longer" in text
+    assert "Per-class F1: angry 0.75, sad 0.64." in text
+    assert "| wall (s" not in cv_shipped(rec, "cv_shipped_probe")  # the probe's 3-epoch folds get no fold table
