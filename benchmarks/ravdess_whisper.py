@@ -12,7 +12,7 @@ from-scratch models in ``ravdess_ssl_layers.py``'s record, not here. Writes
 shards); a step that found everything done records no time ("cached"), so a timing in the record
 is always a full pass. Needs the ``pretrained`` extra.
 
-    python benchmarks/ravdess_whisper.py --threads 1        # ~50 min on the 2-core reference CPU
+    python benchmarks/ravdess_whisper.py --threads 2        # ~40 min on the 2-core reference CPU
     python benchmarks/ravdess_whisper.py --quick            # 8 clips in a scratch folder: checks the script
 """
 

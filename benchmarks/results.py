@@ -61,7 +61,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "ravdess_ssl_layers": Experiment("ravdess_ssl_layers.py", "Whisper tiny.en: last layer vs all layers weighted, "
                                      "RAVDESS 8-class", "~1 h", needs=("ravdess", "pretrained"), quick=("--dry-run",)),
     "ravdess_whisper": Experiment("ravdess_whisper.py", "Whisper tiny.en on RAVDESS: transcription (WER per emotion) and "
-                                  "encoder frames, each timed", "~50 min", ("--threads", "1"), needs=("ravdess", "pretrained")),
+                                  "encoder frames, each timed", "~40 min", ("--threads", "2"), needs=("ravdess", "pretrained")),
     "cross_corpus": Experiment("cross_corpus.py", "a RAVDESS 4-class run evaluated on a corpus with other voices",
                                "~40 min", needs=("ravdess",), quick=None),
     "serve_load": Experiment("serve_load.py", "local service: 200 requests, 8 in flight (latency, throughput, memory)",
