@@ -134,7 +134,7 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
     import yaml
 
     run_dir = Path(run_dir)
-    per_class_fold, val, trained, peaks = {}, {}, set(), []
+    per_class_fold, epochs_run, val, trained, peaks = {}, {}, {}, set(), []
     for f in summary.get("per_fold", []):
         prov = run_dir / f"fold_{f['fold']}" / "provenance.json"
         if prov.is_file():  # the code a fold was trained with and its peak memory (a record may be re-collected later)
@@ -146,6 +146,7 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
         if m.is_file():
             metrics = json.loads(m.read_text())
             per_class_fold[f["fold"]] = metrics["test"].get("per_class_f1")
+            epochs_run[f["fold"]] = metrics.get("epochs_trained")
             if metrics.get("val"):
                 val[f["fold"]] = metrics["val"]
     cfg_path = run_dir / "config.yaml"
@@ -157,7 +158,8 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
             "classes": summary.get("classes"), "folds": f"{len(summary.get('folds_done', []))}/{summary.get('n_folds')}",
             **{k: summary[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
             "confusion": summary.get("confusion"),  # pooled over folds; rows: true class, in "classes" order
-            "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"])} for f in summary.get("per_fold", [])],
+            "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"]), "epochs_run": epochs_run.get(f["fold"])}
+                         for f in summary.get("per_fold", [])],
             # the validation speakers' scores of the selected epochs: what a recipe may be chosen on
             "val": {k: {"mean": float(np.mean([v[k] for v in val.values()])), "per_fold": [round(v[k], 4) for v in val.values()]}
                     for k in ("macro_f1", "ua")} if val else None,

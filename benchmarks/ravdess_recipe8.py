@@ -22,6 +22,7 @@ Writes ``benchmarks/results/ravdess_recipe8.json`` (one run per recipe and budge
     python benchmarks/ravdess_recipe8.py                       # every row (~9 h on 2 cores; minutes on a GPU)
     python benchmarks/ravdess_recipe8.py --recipes shipped,mixup
     python benchmarks/ravdess_recipe8.py --budget --jobs 2     # every row at the CPU budget (~3.5 h on 2 cores)
+    python benchmarks/ravdess_recipe8.py --budget --jobs 2 --recipes longer --folds 2,5   # a partial row, completed later
     python benchmarks/ravdess_recipe8.py --quick               # 2 folds, 1 epoch, width 8: checks the script
 """
 
@@ -55,6 +56,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="folds trained at once, as processes (each with cores / jobs threads)")
     ap.add_argument("--budget", action="store_true", help="every row at the RAVDESS table's CPU budget (width 32, 3 s crops, "
                     "20 epochs, patience 6)")
+    ap.add_argument("--folds", help="comma-separated folds to train now (a partial row, compared with the shipped row's "
+                    "same folds; a later call without it completes the run)")
     ap.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, width 8 (no record written)")
     args = ap.parse_args()
     names = chosen(args.recipes, RECIPES, "recipe")
@@ -73,6 +76,7 @@ def main() -> int:
         run = out / "runs" / tag
         step = run_step(f"cv {name}", ["cv", experiment, f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}",
                                        f"name={tag}", *overrides, *(QUICK if args.quick else []),
+                                       *(["--folds", args.folds] if args.folds and not args.quick else []),
                                        "--jobs", str(args.jobs), "--no-progress", "--out", str(run)])
         summary = read_summary(run)
         entry = run_entry(summary, run, recipe=name, budget=budget, overrides=own, last_call_wall_s=step["wall_s"],

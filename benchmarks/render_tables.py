@@ -237,18 +237,31 @@ def _recipe_budget(row: dict) -> str:
             f"epochs max, patience {train.get('early_stopping_patience', '?')}") if cfg else "config not recorded"
 
 
+def _paired_ua(r: dict, ref: dict) -> str:
+    """UA change against the shipped row on the same folds (mean of per-fold differences, so a row
+    that has run only some folds is compared with those folds), and how many of them it raises."""
+    ours = {f["fold"]: f["ua"] for f in r.get("per_fold") or []}
+    theirs = {f["fold"]: f["ua"] for f in ref.get("per_fold") or []}
+    shared = sorted(set(ours) & set(theirs))
+    if not shared:
+        return "- | -"
+    diff = sum(ours[k] - theirs[k] for k in shared) / len(shared)
+    return f"{diff:+.3f} | {sum(ours[k] > theirs[k] for k in shared)}/{len(shared)}"
+
+
 def ravdess_recipe8(rec: dict) -> str:
-    """One row per recipe and budget, with its UA change against the same budget's shipped row."""
-    lines = ["| budget | recipe | overrides | folds | UA | UA vs shipped | Macro-F1 | WA | best epoch (mean) | per-class F1 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """One row per recipe and budget, with its UA change against the same budget's shipped row, fold by fold."""
+    lines = ["| budget | recipe | overrides | folds | UA | UA vs shipped, same folds | folds above shipped | Macro-F1 | WA "
+             "| best epoch / epochs run (mean) | per-class F1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     base = {r["budget"]: r for r in rec["runs"] if r["recipe"] == "shipped"}
-    for r in sorted(rec["runs"], key=lambda r: r["budget"]):
+    for r in sorted(rec["runs"], key=lambda r: (r["budget"], r["recipe"] != "shipped")):
         best = [f["best_epoch"] for f in r.get("per_fold", []) if f.get("best_epoch") is not None]
-        mean_epochs = f"{sum(best) / len(best):.1f}" if best else "-"
+        run = [f["epochs_run"] for f in r.get("per_fold", []) if f.get("epochs_run") is not None]
+        epochs = (f"{sum(best) / len(best):.1f}" if best else "-") + (f" / {sum(run) / len(run):.1f}" if run else "")
         ref = base.get(r["budget"])
-        change = f"{r['ua']['mean'] - ref['ua']['mean']:+.3f}" if ref is not None and ref is not r else "-"
+        change = _paired_ua(r, ref) if ref is not None and ref is not r else "- | -"
         lines.append(f"| {r['budget']} | {r['recipe']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | "
-                     f"{r['folds']} | {pm(r['ua'])} | {change} | {pm(r['macro_f1'])} | {pm(r['wa'])} | {mean_epochs} | {_f1s(r)} |")
+                     f"{r['folds']} | {pm(r['ua'])} | {change} | {pm(r['macro_f1'])} | {pm(r['wa'])} | {epochs} | {_f1s(r)} |")
     budgets = "; ".join(f"{b}: {_recipe_budget(r)} (its shipped row)" for b, r in sorted(base.items()))
     return ("\n".join(lines) + (f"\n\nBudgets: {budgets}. " if budgets else "\n\n")
             + f"Target: {rec['target']}. " + source(rec, "ravdess_recipe8") + "\n")

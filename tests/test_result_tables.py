@@ -243,24 +243,28 @@ def test_the_readme_summary_lines_say_what_their_records_hold():
     assert "no variant ran" in cpu_speed_line({**stamp, "runs": [{"model": "a", "variant": "fp32", "speedup_vs_fp32": 1.0}]})
 
 
-def test_the_recipe_table_compares_each_recipe_with_the_shipped_row_of_its_own_budget():
+def test_the_recipe_table_compares_each_recipe_with_the_shipped_row_of_its_own_budget_fold_by_fold():
     sys.path.insert(0, str(REPO / "benchmarks"))
     from render_tables import ravdess_recipe8
 
-    def row(recipe, budget, ua, overrides=()):
-        m = {"mean": ua, "std": 0.02}
+    def row(recipe, budget, uas, overrides=()):
+        m = {"mean": sum(uas) / len(uas), "std": 0.02}
         width, crop = (64, 8.0) if budget == "shipped" else (32, 3.0)
-        return {"recipe": recipe, "budget": budget, "overrides": list(overrides), "folds": "6/6", "ua": m, "macro_f1": m, "wa": m,
-                "per_class_f1": {"angry": {"mean": 0.8}}, "per_fold": [{"best_epoch": 10}, {"best_epoch": 12}],
+        return {"recipe": recipe, "budget": budget, "overrides": list(overrides), "folds": f"{len(uas)}/6", "ua": m,
+                "macro_f1": m, "wa": m, "per_class_f1": {"angry": {"mean": 0.8}},
+                "per_fold": [{"fold": k, "ua": ua, "best_epoch": 10 + 2 * k, "epochs_run": 20} for k, ua in enumerate(uas)],
                 "config": {"model": {"base_channels": width}, "data": {"crop_seconds": crop},
                            "train": {"max_epochs": 30, "early_stopping_patience": 8}}}
 
+    mix = ["train.mixup_alpha=0.4"]
     text = ravdess_recipe8({"command": "c", "commit": "abc", "date": "d", "machine": "m", "target": "UA >= 0.65",
-                            "runs": [row("shipped", "shipped", 0.60), row("shipped", "cpu", 0.59), row("mixup", "cpu", 0.62, ["train.mixup_alpha=0.4"]),
-                                     row("mixup", "shipped", 0.66, ["train.mixup_alpha=0.4"])]})
-    assert "| cpu | mixup | `train.mixup_alpha=0.4` | 6/6 | 0.620 ± 0.020 | +0.030 |" in text
-    assert "| shipped | mixup | `train.mixup_alpha=0.4` | 6/6 | 0.660 ± 0.020 | +0.060 |" in text
-    assert "| cpu | shipped | - | 6/6 | 0.590 ± 0.020 | - |" in text and "| 11.0 |" in text
+                            "runs": [row("mixup", "cpu", [0.62, 0.62], mix), row("shipped", "shipped", [0.60, 0.60]),
+                                     row("shipped", "cpu", [0.59, 0.59, 0.50]), row("mixup", "shipped", [0.66, 0.58], mix)]})
+    # the 2-fold row is compared with folds 0 and 1 of its budget's shipped row, not with its 3-fold mean
+    assert "| cpu | mixup | `train.mixup_alpha=0.4` | 2/6 | 0.620 ± 0.020 | +0.030 | 2/2 |" in text
+    assert "| shipped | mixup | `train.mixup_alpha=0.4` | 2/6 | 0.620 ± 0.020 | +0.020 | 1/2 |" in text
+    assert "| cpu | shipped | - | 3/6 | 0.560 ± 0.020 | - | - |" in text and "| 12.0 / 20.0 |" in text
+    assert text.index("| cpu | shipped") < text.index("| cpu | mixup")  # each budget's shipped row first
     assert "Budgets: cpu: width 32, 3 s crops, 30 epochs max, patience 8 (its shipped row); shipped: width 64, 8 s crops" in text
 
 
