@@ -158,7 +158,8 @@ def run_entry(summary: dict, run_dir: Path, **extra) -> dict:
             "classes": summary.get("classes"), "folds": f"{len(summary.get('folds_done', []))}/{summary.get('n_folds')}",
             **{k: summary[k] for k in ("macro_f1", "ua", "wa", "per_class_f1")},
             "confusion": summary.get("confusion"),  # pooled over folds; rows: true class, in "classes" order
-            "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"]), "epochs_run": epochs_run.get(f["fold"])}
+            "per_fold": [{**f, "per_class_f1": per_class_fold.get(f["fold"]), "epochs_run": epochs_run.get(f["fold"]),
+                          **{f"val_{k}": val[f["fold"]][k] for k in ("macro_f1", "ua") if k in val.get(f["fold"], {})}}
                          for f in summary.get("per_fold", [])],
             # the validation speakers' scores of the selected epochs: what a recipe may be chosen on
             "val": {k: {"mean": float(np.mean([v[k] for v in val.values()])), "per_fold": [round(v[k], 4) for v in val.values()]}

@@ -42,3 +42,30 @@ def source(rec: dict, name: str) -> str:
     machines = list(dict.fromkeys(r.get("machine", rec["machine"]) for r in runs)) or [rec["machine"]]
     return (f"Record `benchmarks/results/{name}.json` ({'; '.join(f'`{c}`' for c in commands)}; commit {', '.join(commits)}, "
             f"{' to '.join(dict.fromkeys([days[0], days[-1]]))}, {'; '.join(machines)}).")
+
+
+def f1s(r: dict) -> str:
+    """Per-class F1 (mean over folds), best class first."""
+    return ", ".join(f"{c} {v['mean']:.2f}" for c, v in sorted(r["per_class_f1"].items(), key=lambda kv: -kv[1]["mean"]))
+
+
+def budget(cfg: dict | None) -> str:
+    """A run's training budget from the config its folder recorded: width, crop, epoch cap, patience."""
+    if not cfg:
+        return "config not recorded"
+    model, data, train = cfg.get("model") or {}, cfg.get("data") or {}, cfg.get("train") or {}
+    crop = data.get("crop_seconds")
+    crop = f"{crop:g} s crops" if isinstance(crop, (int, float)) else "whole clips" if "crop_seconds" in data else "crop ?"
+    return (f"width {model.get('base_channels', '?')}, {crop}, {train.get('max_epochs', '?')} epochs max, "
+            f"patience {train.get('early_stopping_patience', '?')}")
+
+
+def paired(r: dict, base: dict, key: str) -> tuple[float, int, int] | None:
+    """Against ``base`` on the folds both have run: the mean per-fold change of metric ``key``, the
+    number of those folds where ``r`` scores higher, and their number (None: no fold in common)."""
+    ours = {f["fold"]: f[key] for f in r.get("per_fold") or [] if key in f}
+    theirs = {f["fold"]: f[key] for f in base.get("per_fold") or [] if key in f}
+    shared = sorted(set(ours) & set(theirs))
+    if not shared:
+        return None
+    return sum(ours[k] - theirs[k] for k in shared) / len(shared), sum(ours[k] > theirs[k] for k in shared), len(shared)

@@ -8,7 +8,7 @@
 3. The 6 speaker folds, for each head of ``--heads`` (default: all): ``whisper_mlp`` on the last
    layer, with and without mixup, versus ``ssl_weighted`` on all layers, with the layer weights at
    ``train.lr``, at their own rate, and at their own rate with mixup (the shipped recipe), under
-   each training setting of ``--settings``: ``budget`` (those of ravdess_whisper.py: 20
+   each training setting of ``--settings``: ``budget`` (the RAVDESS audio-models table's: 20
    epochs max, patience 6, 3 s training crops) and ``whole`` (whole clips, 40 epochs max,
    patience 10: the features are cached, so a longer schedule costs minutes).
    Macro-F1 / UA / WA mean +- std over folds, the validation speakers' Macro-F1 (what a head or

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _common import load_average, ravdess_manifest, show_record, write_record
+from _common import RESULTS, load_average, ravdess_manifest, show_record, write_record
 from emofuse.asr import normalize_words, transcribe_manifest, wer
 from emofuse.config import load_config
 from emofuse.features import open_store
@@ -44,6 +44,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="CTranslate2 CPU threads (0: its default)")
     ap.add_argument("--beam-size", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="one clip per emotion, scratch folder, no record written")
+    ap.add_argument("--force", action="store_true", help="write the record even where a step found its work done and "
+                    "so could not time it (by default a timed record is never replaced by an untimed one)")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = ravdess_manifest(args.ravdess, out, 8)
@@ -53,6 +55,12 @@ def main() -> int:
         if args.quick:
             out, manifest = Path(scratch), _subset(manifest, Path(scratch) / "manifest8", per_label=1)
         record = measure(manifest, out / "cache", args.threads, args.beam_size)
+    untimed = [step for step in ("asr", "features") if record[step]["wall_s"] is None]
+    if untimed and not args.quick and not args.force and (RESULTS / "ravdess_whisper.json").is_file():
+        print(f"record unchanged: {' and '.join(untimed)} found their work already done under {out} and could not be "
+              "timed; delete the transcripts side file (manifest8/asr) or the whisper feature cache to re-time them, "
+              "or pass --force", file=sys.stderr)
+        return 0
     path = write_record("ravdess_whisper", record, quick=args.quick)
     show_record("ravdess_whisper", path, record)
     return 0

@@ -21,7 +21,7 @@ import re
 import sys
 from pathlib import Path
 
-from _render import RESULTS, pm, source
+from _render import RESULTS, budget, f1s, paired, pm, source
 from render_timing import (augment_speed, augment_speed_line, cpu_speed, cpu_speed_line, cv_shipped, cv_shipped_line,
                            cv_shipped_probe,
                            frontend_line, frontend_vs_librosa, ravdess_whisper, realtime_factor, realtime_line, roofline_line,
@@ -115,10 +115,6 @@ def _seconds(s) -> str:
     return f"{s:.0f}" if isinstance(s, (int, float)) else "-"
 
 
-def _f1s(r: dict) -> str:
-    return ", ".join(f"{c} {v['mean']:.2f}" for c, v in sorted(r["per_class_f1"].items(), key=lambda kv: -kv[1]["mean"]))
-
-
 def _best_epochs(r: dict) -> str:
     best = [f["best_epoch"] for f in r.get("per_fold", []) if f.get("best_epoch") is not None]
     epochs = ((r.get("config") or {}).get("train") or {}).get("max_epochs")
@@ -136,7 +132,7 @@ def ravdess_audio_models(rec: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rec["runs"], key=lambda r: (r["task"], -r["macro_f1"]["mean"])):
         lines.append(f"| {r['task']} | `{r['model']}` | {_model_size(r)} | {r['folds']} | {pm(r['macro_f1'])} | {pm(r['ua'])} | "
-                     f"{pm(r['wa'])} | {_best_epochs(r)} | {r['train_utt_per_s']:.0f} | {r['wall_seconds']:.0f} | {_f1s(r)} |")
+                     f"{pm(r['wa'])} | {_best_epochs(r)} | {r['train_utt_per_s']:.0f} | {r['wall_seconds']:.0f} | {f1s(r)} |")
     return "\n".join(lines) + "\n\n" + _audio_models_summary(rec) + source(rec, "ravdess_audio_models") + "\n"
 
 
@@ -173,7 +169,7 @@ def augment_ablation(rec: dict) -> str:
         utt = f"{r['train_utt_per_s']:.0f}" if r.get("train_utt_per_s") else "-"
         wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") else "-"
         lines.append(f"| {r['policy']} | {r['folds']} | {pm(r['macro_f1'])} | {delta} | {above} | {pm(r['ua'])} | {pm(r['wa'])} | "
-                     f"{_f1s(r)} | {utt} | {wall} |")
+                     f"{f1s(r)} | {utt} | {wall} |")
     return ("\n".join(lines) + "\n\n" + _augment_changes(rec, base) + source(rec, "augment_ablation")
             + f" Noise: {rec.get('noise', '')}.\n")
 
@@ -184,10 +180,8 @@ def _f1_change(r: dict, base: dict) -> str:
 
 def _folds_above(r: dict, base: dict) -> str:
     """How many folds score a higher Macro-F1 than the same fold without augmentation (a paired count)."""
-    ours = {f["fold"]: f["macro_f1"] for f in r.get("per_fold") or []}
-    theirs = {f["fold"]: f["macro_f1"] for f in base.get("per_fold") or []}
-    shared = sorted(set(ours) & set(theirs))
-    return f"{sum(ours[k] > theirs[k] for k in shared)}/{len(shared)}" if shared else "-"
+    p = paired(r, base, "macro_f1")
+    return f"{p[1]}/{p[2]}" if p else "-"
 
 
 def _augment_changes(rec: dict, base: dict | None) -> str:
@@ -229,24 +223,11 @@ def fusion_ablation(rec: dict) -> str:
     return "\n".join(lines) + "\n\n" + source(rec, "fusion_ablation") + "\n"
 
 
-def _recipe_budget(row: dict) -> str:
-    """A recipe row's training budget, from the config the run folder recorded."""
-    cfg = row.get("config") or {}
-    model, data, train = cfg.get("model", {}), cfg.get("data", {}), cfg.get("train", {})
-    return (f"width {model.get('base_channels', '?')}, {data.get('crop_seconds', '?'):g} s crops, {train.get('max_epochs', '?')} "
-            f"epochs max, patience {train.get('early_stopping_patience', '?')}") if cfg else "config not recorded"
-
-
 def _paired_ua(r: dict, ref: dict) -> str:
     """UA change against the shipped row on the same folds (mean of per-fold differences, so a row
     that has run only some folds is compared with those folds), and how many of them it raises."""
-    ours = {f["fold"]: f["ua"] for f in r.get("per_fold") or []}
-    theirs = {f["fold"]: f["ua"] for f in ref.get("per_fold") or []}
-    shared = sorted(set(ours) & set(theirs))
-    if not shared:
-        return "- | -"
-    diff = sum(ours[k] - theirs[k] for k in shared) / len(shared)
-    return f"{diff:+.3f} | {sum(ours[k] > theirs[k] for k in shared)}/{len(shared)}"
+    p = paired(r, ref, "ua")
+    return f"{p[0]:+.3f} | {p[1]}/{p[2]}" if p else "- | -"
 
 
 def ravdess_recipe8(rec: dict) -> str:
@@ -261,8 +242,8 @@ def ravdess_recipe8(rec: dict) -> str:
         ref = base.get(r["budget"])
         change = _paired_ua(r, ref) if ref is not None and ref is not r else "- | -"
         lines.append(f"| {r['budget']} | {r['recipe']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | "
-                     f"{r['folds']} | {pm(r['ua'])} | {change} | {pm(r['macro_f1'])} | {pm(r['wa'])} | {epochs} | {_f1s(r)} |")
-    budgets = "; ".join(f"{b}: {_recipe_budget(r)} (its shipped row)" for b, r in sorted(base.items()))
+                     f"{r['folds']} | {pm(r['ua'])} | {change} | {pm(r['macro_f1'])} | {pm(r['wa'])} | {epochs} | {f1s(r)} |")
+    budgets = "; ".join(f"{b}: {budget(r.get('config'))} (its shipped row)" for b, r in sorted(base.items()))
     return ("\n".join(lines) + (f"\n\nBudgets: {budgets}. " if budgets else "\n\n")
             + f"Target: {rec['target']}. " + source(rec, "ravdess_recipe8") + "\n")
 

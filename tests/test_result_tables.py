@@ -281,14 +281,17 @@ def test_the_roofline_line_bounds_the_speed_up_by_the_isolated_step(tmp_path, mo
         {"seconds": 3.0, "runs": [{"model": "resnet18", "variant": "fp32", "utt_per_s": 16.0}]}))  # 80 GFLOP/s
     line = render_timing.roofline_line(probe)
     assert "50 GFLOP/s (25% of the 200" in line and "at 80 GFLOP/s (40%)" in line and "at most 1.60x faster" in line
-    assert "no record yet" in line  # what the target asks comes from the full CV's record
-    (tmp_path / "cv_shipped.json").write_text(json.dumps(
-        {"runs": [{"variant": "fp32", "cv_wall_s": 2400.0, "date": "2026-01-02"}]}))  # 40 min: the target asks 2x
+    assert "no complete record yet" in line  # what the target asks comes from the full CV's record
+    full = {"variant": "fp32", "folds": "6/6", "date": "2026-01-02"}
+    (tmp_path / "cv_shipped.json").write_text(json.dumps({"runs": [{**full, "cv_wall_s": 1200.0, "folds": "3/6"}]}))
+    assert "no complete record yet" in render_timing.roofline_line(probe)  # a partial run says nothing of the full one
+    (tmp_path / "cv_shipped.json").write_text(json.dumps({"runs": [{**full, "cv_wall_s": 2400.0}]}))  # 40 min: asks 2x
     line = render_timing.roofline_line(probe)
     assert "at most 1.60x faster: short of the 2.00x that the 20-minute target asks of the full CV's 40.0 minutes" in line
-    (tmp_path / "cv_shipped.json").write_text(json.dumps(
-        {"runs": [{"variant": "fp32", "cv_wall_s": 1800.0, "date": "2026-01-02"}]}))  # 30 min: 1.5x would do
+    (tmp_path / "cv_shipped.json").write_text(json.dumps({"runs": [{**full, "cv_wall_s": 1800.0}]}))  # 30 min: 1.5x would do
     assert "enough for the 1.50x" in render_timing.roofline_line(probe)
+    (tmp_path / "cv_shipped.json").write_text(json.dumps({"runs": [{**full, "cv_wall_s": 1100.0}]}))
+    assert "already meets the 20-minute target" in render_timing.roofline_line(probe)
     (tmp_path / "cpu_speed.json").unlink()
     assert "needs" in render_timing.roofline_line(probe)
 
@@ -302,11 +305,13 @@ def test_the_shipped_cv_line_judges_both_targets():
            "config": {"model": {"base_channels": 64}, "data": {"crop_seconds": 8.0},
                       "train": {"max_epochs": 30, "early_stopping_patience": 8}}}
     line = cv_shipped_line({"date": "2026-01-02", "runs": [row]})
-    assert "(width 64, 8 s crops, <= 30 epochs, patience 8; fp32, one fold at a time): **38.6 min** (2,318 s)" in line
+    assert "(width 64, 8 s crops, 30 epochs max, patience 8; fp32, one fold at a time): **38.6 min** (2,318 s)" in line
     assert "**2.9 GiB** peak" in line and "Macro-F1 0.640 ± 0.052" in line
     assert "targets <= 20 min not met, <= 3 GiB met (2026-01-02)" in line
     fast = {**row, "cv_wall_s": 1100.0, "cv_peak_pss_mib": 4096}
     assert "<= 20 min met, <= 3 GiB not met" in cv_shipped_line({"date": "d", "runs": [fast]})
+    assert "targets not judged (3/6 folds)" in cv_shipped_line({"date": "d", "runs": [{**fast, "folds": "3/6"}]})
+    assert "crop ?" in cv_shipped_line({"date": "d", "runs": [{**row, "config": {"model": {}, "data": {}, "train": {}}}]})
 
 
 def test_the_whisper_steps_render_their_times_only_for_a_full_pass():
@@ -321,10 +326,12 @@ def test_the_whisper_steps_render_their_times_only_for_a_full_pass():
            "load_average": {"before": [1.0], "after": [1.0]}}
     text = ravdess_whisper(rec)
     assert "| transcription (`emofuse transcribe`, beam 1) | 1,440 | WER 0.020, 92.5% word-exact | 1,800 | 3.0 |" in text
-    assert "| encoder frames into the feature cache | 1,440 | 384-d frames, 50 per second | cached (0 new) | - |" in text
+    assert "| encoder frames into the feature cache | 1,440 | 384-d frames, 50 per second | not a full pass (0 of 1,440 new) | - |" in text
     assert "calm 0.007, sad 0.041" in text and "x700" in text
     line = whisper_line(rec)
-    assert "**WER 0.020**, 92.5% of clips word-exact, 1,800 s on 1 thread(s)" in line and "from calm 0.007 to sad 0.041" in line
+    assert "(tiny.en, beam 1)" in line and "from calm 0.007 to sad 0.041" in line
+    assert "**WER 0.020**, 92.5% of clips word-exact, 1,800 s (threads: 1)" in line
+    assert "not timed (not a full pass: 3 of 1,440 new)" in whisper_line({**rec, "asr": {**rec["asr"], "wall_s": None, "transcribed": 3}})
 
 
 def test_no_committed_record_holds_a_path_of_the_machine_it_was_made_on():
@@ -366,16 +373,19 @@ def test_the_full_shipped_cv_table_gives_each_fold_and_what_early_stopping_saved
     m = {"mean": 0.6, "std": 0.05}
     row = {"variant": "fp32", "model": "resnet18", "label": "one fold at a time", "folds": "2/2", "cv_wall_s": 700.0,
            "cv_peak_pss_mib": 2900, "macro_f1": m, "ua": m, "wa": m, "epochs": [18, 30], "fold_wall_s": [300, 380],
-           "per_fold": [{"fold": 0, "best_epoch": 9}, {"fold": 1, "best_epoch": 22}],
+           "per_fold": [{"fold": 0, "best_epoch": 9}, {"fold": 1, "best_epoch": 22, "val_macro_f1": 0.74}],
            "val": {"macro_f1": {"mean": 0.72, "per_fold": [0.701, 0.74]}}, "train_utt_per_s": 27.4,
            "per_class_f1": {"angry": {"mean": 0.75}, "sad": {"mean": 0.64}}, "config": {"train": {"max_epochs": 30}}}
     rec = {"command": "c", "commit": "abc", "date": "d", "machine": "m", "corpus": "RAVDESS 4-class", "features_s": 4,
            "cores": 2, "mean_train_frames": 370, "train_gflop_per_clip": 5.0, "load_average": {"before": [0.5], "after": [0.6]},
            "runs": [row]}
     text = cv_shipped(rec)
-    assert "| wall (s: train, select, test) | 300 | 380 |" in text and "| epochs run (best) | 18 (9) | 30 (22) |" in text
+    assert "| fit (s: training and each epoch's validation) | 300 | 380 |" in text
+    assert "| epochs run (best) | 18 (9) | 30 (22) |" in text
     assert "| validation Macro-F1 of the selected epoch | 0.701 | 0.740 |" in text
-    assert "the folds take 680 s of the 700 s wall" in text and "27.4 utt/s" in text
+    assert "The folds' fits take 680 s of the 700 s wall" in text and "27.4 utt/s" in text
     assert "ended 1 of 2 folds before the 30-epoch cap (18-30 epochs)" in text and "30 / 24.0 = 1.2x longer" in text
     assert "Per-class F1: angry 0.75, sad 0.64." in text
-    assert "| wall (s" not in cv_shipped(rec, "cv_shipped_probe")  # the probe's 3-epoch folds get no fold table
+    assert "| fit (s" not in cv_shipped(rec, "cv_shipped_probe")  # the probe's 3-epoch folds get no fold table
+    assert "fits take" not in cv_shipped({**rec, "runs": [{**row, "jobs": 2}]})  # folds side by side: their fits overlap
+    assert "| fit (s" not in cv_shipped({**rec, "runs": [{**row, "folds": "2/6"}]})  # a partial run: no fold table
