@@ -292,6 +292,11 @@ def test_the_roofline_line_bounds_the_speed_up_by_the_isolated_step(tmp_path, mo
     assert "enough for the 1.50x" in render_timing.roofline_line(probe)
     (tmp_path / "cv_shipped.json").write_text(json.dumps({"runs": [{**full, "cv_wall_s": 1100.0}]}))
     assert "already meets the 20-minute target" in render_timing.roofline_line(probe)
+    # a full CV measured on a slower day (25 GFLOP/s against the probe's 50) is rescaled to the probe's speed
+    (tmp_path / "cv_shipped.json").write_text(json.dumps({"runs": [{**full, "cv_wall_s": 6000.0, "achieved_gflops": 25.0}]}))
+    line = render_timing.roofline_line(probe)
+    assert "short of the 2.50x that the 20-minute target asks of the full CV's 50.0 minutes at this probe's speed" in line
+    assert "100.0 minutes at 25 GFLOP/s" in line
     (tmp_path / "cpu_speed.json").unlink()
     assert "needs" in render_timing.roofline_line(probe)
 
