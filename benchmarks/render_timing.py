@@ -388,7 +388,7 @@ def ravdess_whisper(rec: dict) -> str:
     per second; then WER per emotion and the commonest transcripts. A step found already done has no time."""
     asr, feats, n = rec["asr"], rec["features"], rec["clips"]
     wall = lambda s: (f"{s['wall_s']:,.0f}" if s.get("wall_s") else  # noqa: E731
-                      f"not a full pass ({s.get('transcribed', s.get('computed'))} of {n:,} new)")
+                      f"not timed ({s.get('transcribed', s.get('computed'))} of {n:,} clips new)")
     lines = ["| step | clips | result | wall (s) | audio s per s |", "|---|---|---|---|---|",
              f"| transcription (`emofuse transcribe`, beam {rec['beam_size']}) | {n:,} | WER {asr['wer']:.3f}, "
              f"{asr['exact']:.1%} word-exact | {wall(asr)} | {_per_second(rec['audio_s'], asr.get('wall_s'))} |",
@@ -409,7 +409,7 @@ def whisper_line(rec: dict) -> str:
     asr = rec["asr"]
     per = sorted(asr["per_label"].items(), key=lambda kv: kv[1]["wer"])
     took = (f"{asr['wall_s']:,.0f} s (threads: {rec['threads']})" if asr.get("wall_s")
-            else f"not timed (not a full pass: {asr['transcribed']} of {rec['clips']:,} new)")
+            else f"not timed ({asr['transcribed']} of {rec['clips']:,} clips new)")
     return (f"- `emofuse transcribe` ({rec['model']}, beam {rec['beam_size']}) on all {rec['clips']:,} clips against the two "
             f"known sentences: **WER {asr['wer']:.3f}**, {asr['exact']:.1%} of clips word-exact, {took}. Per emotion from "
             f"{per[0][0]} {per[0][1]['wer']:.3f} to {per[-1][0]} {per[-1][1]['wer']:.3f} ({date(rec)}).\n")
