@@ -60,6 +60,11 @@ def budget(cfg: dict | None) -> str:
             f"patience {train.get('early_stopping_patience', '?')}")
 
 
+def fold_values(r: dict, key: str) -> list:
+    """Field ``key`` of a row's folds, in fold order, leaving out the folds that lack it."""
+    return [f[key] for f in r.get("per_fold") or [] if f.get(key) is not None]
+
+
 def paired(r: dict, base: dict, key: str) -> tuple[float, int, int] | None:
     """Against ``base`` on the folds both have run: the mean per-fold change of metric ``key``, the
     number of those folds where ``r`` scores higher, and their number (None: no fold in common)."""

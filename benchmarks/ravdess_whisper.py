@@ -9,8 +9,8 @@
 The trained heads over those frames (``whisper_mlp``, ``ssl_weighted``) are compared with the
 from-scratch models in ``ravdess_ssl_layers.py``'s record, not here. Writes
 ``benchmarks/results/ravdess_whisper.json``. Both steps resume (transcripts side file, feature
-shards); a step that found everything done records no time ("cached"), so a timing in the record
-is always a full pass. Needs the ``pretrained`` extra.
+shards); a step that did not process every distinct recording records no time ("not timed"), so
+a timing in the record is always a full pass. Needs the ``pretrained`` extra.
 
     python benchmarks/ravdess_whisper.py --threads 2        # ~40 min on the 2-core reference CPU
     python benchmarks/ravdess_whisper.py --quick            # 8 clips in a scratch folder: checks the script

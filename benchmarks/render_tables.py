@@ -21,7 +21,7 @@ import re
 import sys
 from pathlib import Path
 
-from _render import RESULTS, budget, f1s, paired, pm, source
+from _render import RESULTS, budget, f1s, fold_values, paired, pm, source
 from render_timing import (augment_speed, augment_speed_line, cpu_speed, cpu_speed_line, cv_shipped, cv_shipped_line,
                            cv_shipped_probe,
                            frontend_line, frontend_vs_librosa, ravdess_whisper, realtime_factor, realtime_line, roofline_line,
@@ -116,7 +116,7 @@ def _seconds(s) -> str:
 
 
 def _best_epochs(r: dict) -> str:
-    best = [f["best_epoch"] for f in r.get("per_fold", []) if f.get("best_epoch") is not None]
+    best = fold_values(r, "best_epoch")
     epochs = ((r.get("config") or {}).get("train") or {}).get("max_epochs")
     return (f"{min(best)}-{max(best)}" + (f" of {epochs}" if epochs else "")) if best else "-"
 
@@ -236,8 +236,7 @@ def ravdess_recipe8(rec: dict) -> str:
              "| best epoch / epochs run (mean) | per-class F1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     base = {r["budget"]: r for r in rec["runs"] if r["recipe"] == "shipped"}
     for r in sorted(rec["runs"], key=lambda r: (r["budget"], r["recipe"] != "shipped")):
-        best = [f["best_epoch"] for f in r.get("per_fold", []) if f.get("best_epoch") is not None]
-        run = [f["epochs_run"] for f in r.get("per_fold", []) if f.get("epochs_run") is not None]
+        best, run = fold_values(r, "best_epoch"), fold_values(r, "epochs_run")
         epochs = (f"{sum(best) / len(best):.1f}" if best else "-") + (f" / {sum(run) / len(run):.1f}" if run else "")
         ref = base.get(r["budget"])
         change = _paired_ua(r, ref) if ref is not None and ref is not r else "- | -"

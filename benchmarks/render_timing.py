@@ -383,6 +383,11 @@ def _per_second(audio_s: float, wall_s: float | None) -> str:
     return f"{audio_s / wall_s:,.1f}" if wall_s else "-"
 
 
+def _by_wer(asr: dict) -> list[tuple[str, dict]]:
+    """The emotions of a transcription step with their scores, lowest word error rate first."""
+    return sorted(asr["per_label"].items(), key=lambda kv: kv[1]["wer"])
+
+
 def ravdess_whisper(rec: dict) -> str:
     """The two one-off Whisper steps (transcription, encoder frames): result, wall time, audio seconds
     per second; then WER per emotion and the commonest transcripts. A step found already done has no time."""
@@ -394,7 +399,7 @@ def ravdess_whisper(rec: dict) -> str:
              f"{asr['exact']:.1%} word-exact | {wall(asr)} | {_per_second(rec['audio_s'], asr.get('wall_s'))} |",
              f"| encoder frames into the feature cache | {n:,} | {feats['dim']}-d frames, {feats['frames_per_s']} per second | "
              f"{wall(feats)} | {_per_second(rec['audio_s'], feats.get('wall_s'))} |"]
-    per = sorted(asr["per_label"].items(), key=lambda kv: kv[1]["wer"])
+    per = _by_wer(asr)
     common = "; ".join(f'"{t}" x{c}' for t, c in asr["commonest"])
     la = rec["load_average"]
     return ("\n".join(lines) + "\n\nWER per emotion, lowest first: "
@@ -407,7 +412,7 @@ def ravdess_whisper(rec: dict) -> str:
 def whisper_line(rec: dict) -> str:
     """The README's summary of the transcription step: WER, word-exact share, time, the emotions at both ends."""
     asr = rec["asr"]
-    per = sorted(asr["per_label"].items(), key=lambda kv: kv[1]["wer"])
+    per = _by_wer(asr)
     took = (f"{asr['wall_s']:,.0f} s (threads: {rec['threads']})" if asr.get("wall_s")
             else f"not timed ({asr['transcribed']} of {rec['clips']:,} clips new)")
     return (f"- `emofuse transcribe` ({rec['model']}, beam {rec['beam_size']}) on all {rec['clips']:,} clips against the two "
