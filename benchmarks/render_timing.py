@@ -415,6 +415,6 @@ def whisper_line(rec: dict) -> str:
     per = _by_wer(asr)
     took = (f"{asr['wall_s']:,.0f} s (threads: {rec['threads']})" if asr.get("wall_s")
             else f"not timed ({asr['transcribed']} of {rec['clips']:,} clips new)")
-    return (f"- `emofuse transcribe` ({rec['model']}, beam {rec['beam_size']}) on all {rec['clips']:,} clips against the two "
+    return (f"- `emofuse transcribe` with {rec['model']}, beam {rec['beam_size']}, on all {rec['clips']:,} clips against the two "
             f"known sentences: **WER {asr['wer']:.3f}**, {asr['exact']:.1%} of clips word-exact, {took}. Per emotion from "
             f"{per[0][0]} {per[0][1]['wer']:.3f} to {per[-1][0]} {per[-1][1]['wer']:.3f} ({date(rec)}).\n")

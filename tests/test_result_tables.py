@@ -334,7 +334,7 @@ def test_the_whisper_steps_render_their_times_only_for_a_full_pass():
     assert "| encoder frames into the feature cache | 1,440 | 384-d frames, 50 per second | not timed (0 of 1,440 clips new) | - |" in text
     assert "calm 0.007, sad 0.041" in text and "x700" in text
     line = whisper_line(rec)
-    assert "(tiny.en, beam 1)" in line and "from calm 0.007 to sad 0.041" in line
+    assert "with tiny.en, beam 1, on all" in line and "from calm 0.007 to sad 0.041" in line
     assert "**WER 0.020**, 92.5% of clips word-exact, 1,800 s (threads: 1)" in line
     assert "not timed (3 of 1,440 clips new)" in whisper_line({**rec, "asr": {**rec["asr"], "wall_s": None, "transcribed": 3}})
 
