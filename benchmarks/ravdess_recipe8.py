@@ -8,6 +8,9 @@ speaker folds, plus one change; the last row combines them:
 - ``mixup``: ``train.mixup_alpha=0.4``;
 - ``label_smoothing``: ``train.label_smoothing=0.1``;
 - ``longer``: 60 epochs max, patience 15;
+- ``full_schedule40``: 40 epochs with no early stopping (patience 40), so the cosine schedule always
+  runs to its end and the best validation epoch is kept: ``longer``'s patience can stop a fold while
+  its learning rate is still high;
 - ``combined``: all of the above.
 
 ``--budget`` runs every row at the CPU budget of the RAVDESS audio-models table instead (width 32,
@@ -41,6 +44,7 @@ RECIPES = {"shipped": ("resnet18", []),
            "mixup": ("resnet18", ["train.mixup_alpha=0.4"]),
            "label_smoothing": ("resnet18", ["train.label_smoothing=0.1"]),
            "longer": ("resnet18", ["train.max_epochs=60", "train.early_stopping_patience=15"]),
+           "full_schedule40": ("resnet18", ["train.max_epochs=40", "train.early_stopping_patience=40"]),
            "combined": ("resnet18_augment", [*SPEC, "train.mixup_alpha=0.4", "train.label_smoothing=0.1",
                                              "train.max_epochs=60", "train.early_stopping_patience=15"])}
 QUICK = ["train.max_epochs=1", "train.warmup_epochs=0", "model.base_channels=8", "--folds", "0,1"]
