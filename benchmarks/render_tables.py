@@ -21,7 +21,7 @@ import re
 import sys
 from pathlib import Path
 
-from _render import RESULTS, budget, f1s, fold_values, paired, pm, source
+from _render import RESULTS, budget, date, f1s, fold_values, load_cell, paired, pm, source
 from render_timing import (augment_speed, augment_speed_line, cpu_speed, cpu_speed_line, cv_shipped, cv_shipped_line,
                            cv_shipped_probe,
                            frontend_line, frontend_vs_librosa, ravdess_whisper, realtime_factor, realtime_line, roofline_line,
@@ -247,6 +247,71 @@ def ravdess_recipe8(rec: dict) -> str:
             + f"Target: {rec['target']}. " + source(rec, "ravdess_recipe8") + "\n")
 
 
+def recipe_line(rec: dict) -> str:
+    """The README's summary of the recipe screen: each recipe's paired UA change against its budget's
+    shipped row, and whether a complete row (every fold) meets the target (a partial row cannot)."""
+    base = {r["budget"]: r for r in rec["runs"] if r["recipe"] == "shipped"}
+    parts = []
+    for r in sorted(rec["runs"], key=lambda r: (r["budget"], r["recipe"])):
+        ref = base.get(r["budget"])
+        p = paired(r, ref, "ua") if ref is not None and ref is not r else None
+        if p:
+            parts.append(f"`{r['recipe']}` ({r['budget']}) {p[0]:+.3f} on {p[2]} fold(s), above shipped on {p[1]}")
+    done = [r for r in rec["runs"] if r["folds"].split("/")[0] == r["folds"].split("/")[1]]
+    best = max(done, key=lambda r: r["ua"]["mean"], default=None)
+    goal = float(rec["target"].split(">=")[1].split()[0])
+    verdict = ("no complete row yet" if best is None else
+               f"Best complete row `{best['recipe']}` ({best['budget']}) UA {pm(best['ua'])}: the UA >= {goal:g} target is "
+               f"{'met' if best['ua']['mean'] >= goal else 'not met'}")
+    return (f"From-scratch recipe screen, RAVDESS 8-class `resnet18` (`python benchmarks/ravdess_recipe8.py --budget`; UA "
+            f"change against the shipped row on the same folds): {'; '.join(parts) or 'no recipe run yet'}. {verdict} "
+            f"({date(rec)}).\n")
+
+
+def demo_output(rec: dict) -> str:
+    """The README's first screen: what ``emofuse demo`` printed, verbatim, and how long it took."""
+    run = f"{rec['run_wall_s']:.0f} s for the CV, " if rec.get("run_wall_s") else ""
+    return ("```\n" + "\n".join(rec["printed"]) + "\n```\n\n"
+            f"({run}{rec['command_wall_s']:.0f} s for the whole command with start-up, peak {rec['peak_mib']:,} MiB, "
+            f"load {load_cell(rec, rec)}. " + source(rec, "demo_output") + ")\n")
+
+
+# The report sections the README shows, each with how many table rows it keeps (None: all).
+REPORT_EXCERPT = {"Run metadata": 4, "Confidence intervals and baselines": None, "Per class (pooled test predictions)": None,
+                  "Leakage audit: speakers per fold": 2, "Leakage audit: overlaps found by each check, per fold": 2}
+
+
+def demo_report(rec: dict) -> str:
+    """An excerpt of the demo run's ``report.md``: its title and bullets, then the tables of the
+    sections in ``REPORT_EXCERPT``, long ones cut to their first rows and a row saying how many follow."""
+    head, sections, current = [], {}, None
+    for line in rec["report_md"].splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = []
+        elif current is None:
+            head.append(line)
+        else:
+            sections[current].append(line)
+    title = [line for line in head if line.startswith("# ")]
+    out = [*title[:1], "", *(line for line in head if line.startswith("- "))]  # the fold table is the demo's own output
+    for title, keep in REPORT_EXCERPT.items():
+        table = [line for line in sections.get(title, []) if line.startswith("|")]
+        if not table:
+            continue
+        rows = table[2:]
+        cells = table[0].count("|") - 1
+        shown = rows if keep is None or len(rows) <= keep else [
+            *rows[:keep], f"| ... ({len(rows) - keep} more rows) |" + " |" * (cells - 1)]
+        out += ["", f"## {title}", "", *table[:2], *shown]
+    return "```markdown\n" + "\n".join(out) + "\n```\n"
+
+
+def demo_compare(rec: dict) -> str:
+    """What ``emofuse compare`` printed for the demo run and its mean-pooling variant, whole."""
+    return "```markdown\n" + rec["compare_md"].strip() + "\n```\n"
+
+
 RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": ravdess_audio_models,
              "augment_ablation": augment_ablation, "fusion_ablation": fusion_ablation, "cpu_speed": cpu_speed,
              "ravdess_ssl_layers": ravdess_ssl_layers, "cv_shipped": cv_shipped, "cv_shipped_probe": cv_shipped_probe, "ravdess_recipe8": ravdess_recipe8,
@@ -257,7 +322,8 @@ RENDERERS = {"transcript_overlap": transcript_overlap, "ravdess_audio_models": r
              "augment_speed:line": augment_speed_line, "scale_iemocap_size:line": scale_line, "cpu_speed:line": cpu_speed_line,
              "realtime_factor:line": realtime_line, "cv_shipped_probe:roofline": roofline_line, "cross_corpus": cross_corpus,
              "ravdess_whisper": ravdess_whisper, "ravdess_whisper:line": whisper_line,
-             "cv_shipped:line": cv_shipped_line}
+             "cv_shipped:line": cv_shipped_line, "demo_output": demo_output, "ravdess_recipe8:line": recipe_line,
+             "demo_output:report": demo_report, "demo_output:compare": demo_compare}
 
 
 def render(text: str) -> str:

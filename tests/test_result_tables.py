@@ -394,3 +394,59 @@ def test_the_full_shipped_cv_table_gives_each_fold_and_what_early_stopping_saved
     assert "| fit (s" not in cv_shipped(rec, "cv_shipped_probe")  # the probe's 3-epoch folds get no fold table
     assert "fits take" not in cv_shipped({**rec, "runs": [{**row, "jobs": 2}]})  # folds side by side: their fits overlap
     assert "| fit (s" not in cv_shipped({**rec, "runs": [{**row, "folds": "2/6"}]})  # a partial run: no fold table
+
+
+def test_the_demo_block_is_what_the_demo_printed_with_its_times_and_source():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import demo_output
+
+    printed = ["demo (cnn_bilstm, audio) on iemocap: 5 speaker-independent folds (session)", "mean  0.696  0.708  0.707",
+               "files: emofuse_demo/runs/demo/summary.json", "demo finished in 118 s"]
+    rec = {"command": "emofuse demo", "commit": "abc1234", "date": "2026-01-02", "machine": "x86_64, 2 threads",
+           "printed": printed, "run_wall_s": 104.6, "command_wall_s": 121.3, "peak_mib": 1234,
+           "load_average": {"before": [0.2, 0.3, 0.4], "after": [1.1, 0.9, 0.5]},
+           "runs": []}
+    text = demo_output(rec)
+    assert text.startswith("```\n" + "\n".join(printed) + "\n```\n")  # verbatim, in order
+    assert "(105 s for the CV, 121 s for the whole command with start-up, peak 1,234 MiB, load 0.2 / 1.1." in text
+    assert "`benchmarks/results/demo_output.json` (`emofuse demo`; commit abc1234, 2026-01-02, x86_64, 2 threads)" in text
+    # a record without the run's own wall time still renders
+    assert "for the CV" not in demo_output({**rec, "run_wall_s": None})
+
+
+def test_the_report_excerpt_keeps_the_named_sections_and_cuts_long_tables_with_a_count():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import demo_compare, demo_report
+
+    report = "\n".join([
+        "# demo: iemocap, model cnn_bilstm", "", "- 5 folds (session), complete", "- leakage audit: passed", "",
+        "| fold | Macro-F1 |", "|---|---|", "| 0 | 0.7 |", "",  # the results table before the first section: left out
+        "## Run metadata", "", "|  | value |", "|---|---|", *[f"| key{k} | v{k} |" for k in range(7)], "",
+        "## Training curves", "", "| epoch | loss |", "|---|---|", "| 1 | 0.9 |", "",  # not a section the README shows
+        "## Leakage audit: speakers per fold", "", "| fold | audit | test |", "|---|---|---|",
+        "| 0 | passed | A |", "| 1 | passed | B |", "", "- a note under the table", ""])
+    text = demo_report({"report_md": report})
+    assert text.startswith("```markdown\n# demo: iemocap, model cnn_bilstm\n\n- 5 folds (session), complete\n- leakage audit: passed\n")
+    assert "| 0 | 0.7 |" not in text and "Training curves" not in text and "a note under the table" not in text
+    assert "| key3 | v3 |\n| ... (3 more rows) | |\n" in text and "key4" not in text  # 4 rows kept, the count of the rest
+    assert "| 0 | passed | A |\n| 1 | passed | B |\n```" in text  # 2 rows kept of 2: no cut row
+    assert demo_compare({"compare_md": "\n# Compare: 2 runs\n\n| a |\n"}) == "```markdown\n# Compare: 2 runs\n\n| a |\n```\n"
+
+
+def test_the_recipe_line_pairs_each_recipe_with_shipped_and_judges_the_target_on_complete_rows_only():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from render_tables import recipe_line
+
+    def row(recipe, uas, n=6):
+        return {"recipe": recipe, "budget": "cpu", "folds": f"{len(uas)}/{n}",
+                "ua": {"mean": sum(uas) / len(uas), "std": 0.01}, "per_fold": [{"fold": k, "ua": u} for k, u in enumerate(uas)]}
+
+    rec = {"date": "2026-01-02", "target": "UA >= 0.65 (a reference)",
+           "runs": [row("shipped", [0.6, 0.6, 0.6, 0.6, 0.6, 0.6]), row("mixup", [0.7, 0.58]), row("longer", [0.62] * 6)]}
+    line = recipe_line(rec)
+    assert "`mixup` (cpu) +0.040 on 2 fold(s), above shipped on 1" in line
+    assert "`longer` (cpu) +0.020 on 6 fold(s), above shipped on 6" in line
+    # mixup's mean over its 2 folds (0.64) is not a complete row: the best complete one is judged
+    assert "Best complete row `longer` (cpu) UA 0.620 ± 0.010: the UA >= 0.65 target is not met" in line
+    rec["runs"].append(row("combined", [0.66] * 6))
+    assert "Best complete row `combined` (cpu) UA 0.660 ± 0.010: the UA >= 0.65 target is met" in recipe_line(rec)
