@@ -6,6 +6,8 @@ speaker folds, plus one change; the last row combines them:
 - ``shipped``: nothing added;
 - ``specaugment``: uniform SpecAugment on every class (2 x 8 bands, 2 x 25 frames), no waveform effects;
 - ``mixup``: ``train.mixup_alpha=0.4``;
+- ``mixup_no_stop``: mixup with early stopping off, so every epoch of the schedule runs (mixup
+  slows fitting, and the budget's patience of 6 stopped its fold 0 at epoch 10);
 - ``label_smoothing``: ``train.label_smoothing=0.1``;
 - ``longer``: 60 epochs max, patience 15;
 - ``full_schedule40``: 40 epochs with no early stopping (patience 40), so the cosine schedule always
@@ -42,6 +44,7 @@ SPEC = ["augment.policy=uniform", "augment.waveform=false"]
 RECIPES = {"shipped": ("resnet18", []),
            "specaugment": ("resnet18_augment", SPEC),
            "mixup": ("resnet18", ["train.mixup_alpha=0.4"]),
+           "mixup_no_stop": ("resnet18", ["train.mixup_alpha=0.4", "train.early_stopping_patience=0"]),
            "label_smoothing": ("resnet18", ["train.label_smoothing=0.1"]),
            "longer": ("resnet18", ["train.max_epochs=60", "train.early_stopping_patience=15"]),
            "full_schedule40": ("resnet18", ["train.max_epochs=40", "train.early_stopping_patience=40"]),
