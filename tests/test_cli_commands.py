@@ -122,6 +122,37 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
     assert (run / "fold_0" / "metrics.json").is_file()
 
 
+def test_sigterm_from_a_batch_scheduler_stops_after_the_epoch_with_the_resume_line(synth_manifest, tmp_path):
+    """SLURM and other schedulers end a job with SIGTERM (then SIGKILL after a grace period): the
+    fold stops at the end of its epoch, keeps last.ckpt and prints the one line that resumes it."""
+    EPOCHS = 8  # the fold stops at the end of the epoch the signal lands in (epoch 2 or 3)
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
+            f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    seen, deadline = [], time.time() + 400
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if f"epoch 1/{EPOCHS}" in line:
+            while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("emofuse: interrupted during fold 0;") and "resume with: emofuse cv" in last, err[-2000:]
+    assert "Traceback" not in err and sum(ln.startswith("emofuse:") for ln in err.splitlines()) == 1
+    assert (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and not (run / "fold_0" / "metrics.json").exists()
+    done = subprocess.run(_resume_argv(last), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fold 0: resuming from" in done.stderr and (run / "fold_0" / "metrics.json").is_file()
+
+
 def test_resume_command_never_overwrites(tmp_path):
     import argparse
 
