@@ -153,6 +153,32 @@ def test_sigterm_from_a_batch_scheduler_stops_after_the_epoch_with_the_resume_li
     assert "fold 0: resuming from" in done.stderr and (run / "fold_0" / "metrics.json").is_file()
 
 
+def test_sigterm_to_a_parallel_cv_stops_its_fold_processes_and_prints_the_resume_line(synth_manifest, tmp_path):
+    """``cv --jobs 2`` trains folds in child processes. A SIGTERM sent to the parent alone (``kill PID``)
+    used to kill it on the spot, with no message, and leave its children training as orphans."""
+    EPOCHS = 8
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
+            f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0,1", "--jobs", "2",
+            "--out", str(run), "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None and not all(
+            (run / f"fold_{k}" / "checkpoints" / "last.ckpt").is_file() for k in (0, 1)):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("emofuse: interrupted;") and "resume with: emofuse cv" in last, err[-2000:]
+    assert "Traceback" not in err
+    # no fold process outlives the parent: each stopped and kept its last.ckpt, neither finished
+    for k in (0, 1):
+        assert "interrupted during fold" in (run / f"fold_{k}" / "train.log").read_text(), k
+        assert (run / f"fold_{k}" / "checkpoints" / "last.ckpt").is_file() and not (run / f"fold_{k}" / "metrics.json").exists()
+    assert "--folds 0,1 --jobs 2" in last  # resuming from last.ckpt itself: the Ctrl-C and SIGTERM tests above
+
+
 def test_resume_command_never_overwrites(tmp_path):
     import argparse
 
