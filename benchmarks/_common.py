@@ -275,8 +275,9 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_step(name: str, args: list[str], interval: float = 0.2) -> dict:
-    """Run ``emofuse ARGS``; wall time and peak tree memory, sampled every ``interval`` seconds.
+def run_step(name: str, args: list[str], interval: float = 0.2, cwd: Path | None = None) -> dict:
+    """Run ``emofuse ARGS`` (in folder ``cwd``, default this one); wall time and peak tree memory,
+    sampled every ``interval`` seconds.
 
     Reading PSS (``smaps_rollup``) walks every page of every process in the tree: with two 2 GiB
     trainers it took about half a core at 0.2 s, so long CPU-bound runs sample every few seconds
@@ -284,7 +285,7 @@ def run_step(name: str, args: list[str], interval: float = 0.2) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "emofuse", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, env=env)
+                         text=True, env=env, cwd=cwd)
     peak, cpu = [0], [0.0]
 
     def sample():

@@ -45,8 +45,8 @@ def main() -> int:
         run_step("variant", ["cv", "demo", f"data.manifest={out / 'manifest'}", "model.pooling=mean", "name=demo_meanpool",
                              "--no-progress", "--out", str(runs / "demo_meanpool")], interval=1.0)
         run_step("report", ["report", str(runs / "demo")], interval=1.0)
-        run_step("compare", ["compare", str(runs / "demo"), str(runs / "demo_meanpool"), "--out", str(out / "compare.md")],
-                 interval=1.0)
+        # from the demo folder, as the README types it: the runs are labelled runs/demo and runs/demo_meanpool
+        run_step("compare", ["compare", "runs/demo", "runs/demo_meanpool", "--out", "compare.md"], interval=1.0, cwd=out)
         report_md = _here((runs / "demo" / "report.md").read_text(), out)
         compare_md = _here((out / "compare.md").read_text(), out)
     lines = [_here(line.rstrip(), out) for line in step["output"].splitlines() if line.strip()]

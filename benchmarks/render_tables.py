@@ -271,9 +271,10 @@ def recipe_line(rec: dict) -> str:
 def demo_output(rec: dict) -> str:
     """The README's first screen: what ``emofuse demo`` printed, verbatim, and how long it took."""
     run = f"{rec['run_wall_s']:.0f} s for the CV, " if rec.get("run_wall_s") else ""
+    before, after = load_cell(rec, rec).split(" / ")
     return ("```\n" + "\n".join(rec["printed"]) + "\n```\n\n"
-            f"({run}{rec['command_wall_s']:.0f} s for the whole command with start-up, peak {rec['peak_mib']:,} MiB, "
-            f"load {load_cell(rec, rec)}. " + source(rec, "demo_output") + ")\n")
+            f"Took {run}{rec['command_wall_s']:.0f} s for the whole command with start-up, peak {rec['peak_mib']:,} MiB "
+            f"(1-minute load average {before} before, {after} after, on this record's machine). " + source(rec, "demo_output") + "\n")
 
 
 # The report sections the README shows, each with how many table rows it keeps (None: all).

@@ -408,7 +408,7 @@ def test_the_demo_block_is_what_the_demo_printed_with_its_times_and_source():
            "runs": []}
     text = demo_output(rec)
     assert text.startswith("```\n" + "\n".join(printed) + "\n```\n")  # verbatim, in order
-    assert "(105 s for the CV, 121 s for the whole command with start-up, peak 1,234 MiB, load 0.2 / 1.1." in text
+    assert "Took 105 s for the CV, 121 s for the whole command with start-up, peak 1,234 MiB (1-minute load average 0.2 before, 1.1 after" in text
     assert "`benchmarks/results/demo_output.json` (`emofuse demo`; commit abc1234, 2026-01-02, x86_64, 2 threads)" in text
     # a record without the run's own wall time still renders
     assert "for the CV" not in demo_output({**rec, "run_wall_s": None})
