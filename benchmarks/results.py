@@ -38,8 +38,8 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "demo_output": Experiment("demo_output.py", "the README's first screen: what `emofuse demo` prints, and its time",
-                              "~2 min", quick=("--no-record",)),
+    "demo_output": Experiment("demo_output.py", "the README's demo, report and compare outputs: `emofuse demo` (and its "
+                              "time), a mean-pooling variant, `report`, `compare`", "~6 min", quick=("--no-record",)),
     "cpu_speed": Experiment("cpu_speed.py", "training-step speed per model: fp32, bf16, channels_last, compile, threads",
                             "~10 min"),
     "transcript_overlap": Experiment("transcript_overlap.py", "text/fusion results under standard vs script-disjoint folds",
