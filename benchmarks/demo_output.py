@@ -11,7 +11,7 @@ report's and comparison's markdown (temporary paths replaced by ``emofuse_demo``
 demo, report and compare blocks are rendered from it, so the output a user is told to expect is
 the output the code last printed, never a typed copy.
 
-    python benchmarks/demo_output.py              # ~4 min on 2 cores
+    python benchmarks/demo_output.py              # ~6 min on 2 cores
     python benchmarks/demo_output.py --no-record  # print only
 """
 

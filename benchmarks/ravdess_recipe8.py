@@ -13,7 +13,7 @@ speaker folds, plus one change; the last row combines them:
 - ``full_schedule40``: 40 epochs with no early stopping (patience 40), so the cosine schedule always
   runs to its end and the best validation epoch is kept: ``longer``'s patience can stop a fold while
   its learning rate is still high;
-- ``combined``: all of the above.
+- ``combined``: SpecAugment, mixup, label smoothing and ``longer`` together.
 
 ``--budget`` runs every row at the CPU budget of the RAVDESS audio-models table instead (width 32,
 3 s crops, 20 epochs max, patience 6; ``longer`` still means 60 epochs, patience 15): about 36

@@ -263,7 +263,7 @@ def recipe_line(rec: dict) -> str:
     verdict = ("no complete row yet" if best is None else
                f"Best complete row `{best['recipe']}` ({best['budget']}) UA {pm(best['ua'])}: the UA >= {goal:g} target is "
                f"{'met' if best['ua']['mean'] >= goal else 'not met'}")
-    return (f"From-scratch recipe screen, RAVDESS 8-class `resnet18` (`python benchmarks/ravdess_recipe8.py --budget`; UA "
+    return (f"From-scratch recipe screen, RAVDESS 8-class `resnet18` (`python benchmarks/ravdess_recipe8.py [--budget]`; UA "
             f"change against the shipped row on the same folds): {'; '.join(parts) or 'no recipe run yet'}. {verdict} "
             f"({date(rec)}).\n")
 
@@ -298,12 +298,12 @@ def demo_report(rec: dict) -> str:
     out = [*title[:1], "", *(line for line in head if line.startswith("- "))]  # the fold table is the demo's own output
     for title, keep in REPORT_EXCERPT.items():
         table = [line for line in sections.get(title, []) if line.startswith("|")]
-        if not table:
-            continue
+        if not table:  # a renamed section must be renamed here too, not dropped from the README unnoticed
+            raise SystemExit(f"demo_output.json: report.md has no table under '## {title}'; update REPORT_EXCERPT")
         rows = table[2:]
         cells = table[0].count("|") - 1
         shown = rows if keep is None or len(rows) <= keep else [
-            *rows[:keep], f"| ... ({len(rows) - keep} more rows) |" + " |" * (cells - 1)]
+            *rows[:keep], f"| ... ({len(rows) - keep} more row{'s' if len(rows) - keep > 1 else ''}) |" + " |" * (cells - 1)]
         out += ["", f"## {title}", "", *table[:2], *shown]
     return "```markdown\n" + "\n".join(out) + "\n```\n"
 

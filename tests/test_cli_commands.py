@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 from emofuse import cli
 from emofuse.config import list_configs
@@ -122,26 +123,61 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
     assert (run / "fold_0" / "metrics.json").is_file()
 
 
-def test_sigterm_from_a_batch_scheduler_stops_after_the_epoch_with_the_resume_line(synth_manifest, tmp_path):
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux /proc)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@contextmanager
+def _process_group(args: list[str]):
+    """``Popen(args)`` in a session of its own, killed with everything it started when the block
+    ends, so a failing test leaves no training process behind."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        yield proc
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def test_sigterm_from_a_batch_scheduler_stops_after_the_batch_with_the_resume_line(synth_manifest, tmp_path):
     """SLURM and other schedulers end a job with SIGTERM (then SIGKILL after a grace period): the
-    fold stops at the end of its epoch, keeps last.ckpt and prints the one line that resumes it."""
-    EPOCHS = 8  # the fold stops at the end of the epoch the signal lands in (epoch 2 or 3)
+    fold stops after its batch in progress, keeps the last finished epoch's last.ckpt and prints
+    the one line that resumes it."""
+    EPOCHS = 8  # the signal lands in epoch 2 or 3
     run = tmp_path / "run"
     args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
             f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    seen, deadline = [], time.time() + 400
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if f"epoch 1/{EPOCHS}" in line:
-            while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGTERM)
-            break
-    _, rest = proc.communicate(timeout=120)
+    with _process_group(args) as proc:
+        seen, deadline = [], time.time() + 400
+        while time.time() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if f"epoch 1/{EPOCHS}" in line:
+                while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
+                    time.sleep(0.05)
+                proc.send_signal(signal.SIGTERM)
+                break
+        _, rest = proc.communicate(timeout=120)
     err = "".join(seen) + rest
     assert proc.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
@@ -156,18 +192,22 @@ def test_sigterm_from_a_batch_scheduler_stops_after_the_epoch_with_the_resume_li
 def test_sigterm_to_a_parallel_cv_stops_its_fold_processes_and_prints_the_resume_line(synth_manifest, tmp_path):
     """``cv --jobs 2`` trains folds in child processes. A SIGTERM sent to the parent alone (``kill PID``)
     used to kill it on the spot, with no message, and leave its children training as orphans."""
+
     EPOCHS = 8
     run = tmp_path / "run"
     args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
             f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0,1", "--jobs", "2",
             "--out", str(run), "--no-progress"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    deadline = time.time() + 400
-    while time.time() < deadline and proc.poll() is None and not all(
-            (run / f"fold_{k}" / "checkpoints" / "last.ckpt").is_file() for k in (0, 1)):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=300)
+    with _process_group(args) as proc:
+        deadline = time.time() + 400
+        while time.time() < deadline and proc.poll() is None and not all(
+                (run / f"fold_{k}" / "checkpoints" / "last.ckpt").is_file() for k in (0, 1)):
+            time.sleep(0.1)
+        children = _children(proc.pid)
+        assert children, "no fold process was running"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+        assert not [c for c in children if _alive(c)], "a fold process outlived the parent"
     assert proc.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("emofuse: interrupted;") and "resume with: emofuse cv" in last, err[-2000:]
@@ -177,6 +217,37 @@ def test_sigterm_to_a_parallel_cv_stops_its_fold_processes_and_prints_the_resume
         assert "interrupted during fold" in (run / f"fold_{k}" / "train.log").read_text(), k
         assert (run / f"fold_{k}" / "checkpoints" / "last.ckpt").is_file() and not (run / f"fold_{k}" / "metrics.json").exists()
     assert "--folds 0,1 --jobs 2" in last  # resuming from last.ckpt itself: the Ctrl-C and SIGTERM tests above
+
+
+def test_stopping_fold_processes_holds_signals_while_spawning_and_kills_what_ignores_sigterm(tmp_path):
+    import signal as sig
+    from types import SimpleNamespace
+
+    import pytest
+
+    from emofuse.training.scheduler import _Signals, _stop, _Terminated
+
+    # a signal while a fold process is being started is held, then raised once it is in `running`
+    signals = _Signals()
+    signals.spawning = True
+    signals(sig.SIGTERM, None)
+    signals(sig.SIGINT, None)
+    signals.spawning = False
+    with pytest.raises(_Terminated):
+        signals.release()
+    signals.release()  # nothing held any more
+    with pytest.raises(KeyboardInterrupt):
+        signals(sig.SIGINT, None)
+
+    # SIGTERM ends a plain process; one that ignores it is killed after the limit; neither outlives _stop
+    code = "import signal, sys, time; {}; print('ready', flush=True); time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", code.format(ignore)], stdout=subprocess.PIPE, text=True)
+             for ignore in ("pass", "signal.signal(signal.SIGTERM, signal.SIG_IGN)")]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    t0 = time.time()
+    _stop(SimpleNamespace(run_dir=tmp_path), list(enumerate(procs)), terminated=True, limit=2.0)
+    assert [p.returncode for p in procs] == [-sig.SIGTERM, -sig.SIGKILL] and time.time() - t0 < 30
 
 
 def test_resume_command_never_overwrites(tmp_path):

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -424,12 +426,19 @@ def test_the_report_excerpt_keeps_the_named_sections_and_cuts_long_tables_with_a
         "## Run metadata", "", "|  | value |", "|---|---|", *[f"| key{k} | v{k} |" for k in range(7)], "",
         "## Training curves", "", "| epoch | loss |", "|---|---|", "| 1 | 0.9 |", "",  # not a section the README shows
         "## Leakage audit: speakers per fold", "", "| fold | audit | test |", "|---|---|---|",
-        "| 0 | passed | A |", "| 1 | passed | B |", "", "- a note under the table", ""])
+        "| 0 | passed | A |", "| 1 | passed | B |", "", "- a note under the table", "",
+        *[line for title in ("Confidence intervals and baselines", "Per class (pooled test predictions)")
+          for line in (f"## {title}", "", "| a | b |", "|---|---|", "| 1 | 2 |", "")],
+        "## Leakage audit: overlaps found by each check, per fold", "", "| check | fold 0 |", "|---|---|",
+        "| c1 | 0 |", "| c2 | 0 |", "| c3 | 0 |", ""])
     text = demo_report({"report_md": report})
     assert text.startswith("```markdown\n# demo: iemocap, model cnn_bilstm\n\n- 5 folds (session), complete\n- leakage audit: passed\n")
     assert "| 0 | 0.7 |" not in text and "Training curves" not in text and "a note under the table" not in text
     assert "| key3 | v3 |\n| ... (3 more rows) | |\n" in text and "key4" not in text  # 4 rows kept, the count of the rest
-    assert "| 0 | passed | A |\n| 1 | passed | B |\n```" in text  # 2 rows kept of 2: no cut row
+    assert "| 0 | passed | A |\n| 1 | passed | B |\n\n## Leakage audit: overlaps" in text  # 2 of 2 kept: no cut row
+    assert "| c2 | 0 |\n| ... (1 more row) | |\n```" in text
+    with pytest.raises(SystemExit, match="Per class"):  # a section the report no longer has is an error, not a gap
+        demo_report({"report_md": report.replace("## Per class", "## Per-class")})
     assert demo_compare({"compare_md": "\n# Compare: 2 runs\n\n| a |\n"}) == "```markdown\n# Compare: 2 runs\n\n| a |\n```\n"
 
 
