@@ -77,6 +77,23 @@ def _resume_argv(line: str) -> list[str]:
     return [sys.executable, "-m", "emofuse", *cmd[1:]]
 
 
+def _signal_after_first_epoch(proc: subprocess.Popen, run, epochs: int, signum: int) -> list[str]:
+    """Read ``proc``'s stderr until fold 0's first epoch line, wait for the last.ckpt that follows it,
+    send ``signum``; the lines read so far."""
+    seen, deadline = [], time.time() + 400
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if f"epoch 1/{epochs}" in line:
+            while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signum)
+            break
+    return seen
+
+
 def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_path):
     EPOCHS = 40
     run = tmp_path / "run"
@@ -91,19 +108,8 @@ def test_progress_eta_quiet_lightning_and_ctrl_c_resumes(synth_manifest, tmp_pat
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
     finally:
         signal.signal(signal.SIGINT, previous)
-    seen = []
-    deadline = time.time() + 400
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if f"epoch 1/{EPOCHS}" in line:  # the first epoch's line; its last.ckpt follows it. The run must still
-            # be training when the signal lands: EPOCHS tiny epochs leave tens of seconds on a loaded machine.
-            while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-            break
+    # The run must still be training when the signal lands: EPOCHS tiny epochs leave tens of seconds on a loaded machine.
+    seen = _signal_after_first_epoch(proc, run, EPOCHS, signal.SIGINT)
     _, rest = proc.communicate(timeout=120)
     err = "".join(seen) + rest
     assert proc.returncode == 130, err[-3000:]
@@ -166,17 +172,7 @@ def test_sigterm_from_a_batch_scheduler_stops_after_the_batch_with_the_resume_li
     args = [sys.executable, "-m", "emofuse", "cv", "demo", f"data.manifest={synth_manifest}", *TINY,
             f"train.max_epochs={EPOCHS}", "train.early_stopping_patience=0", "--folds", "0", "--out", str(run), "--no-progress"]
     with _process_group(args) as proc:
-        seen, deadline = [], time.time() + 400
-        while time.time() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if f"epoch 1/{EPOCHS}" in line:
-                while not (run / "fold_0" / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline:
-                    time.sleep(0.05)
-                proc.send_signal(signal.SIGTERM)
-                break
+        seen = _signal_after_first_epoch(proc, run, EPOCHS, signal.SIGTERM)
         _, rest = proc.communicate(timeout=120)
     err = "".join(seen) + rest
     assert proc.returncode == 130, err[-3000:]
